@@ -1,0 +1,218 @@
+"""Argument checks and normalisation for the PyTorch engine.
+
+Every check fails early, naming the argument, what was expected and what was received,
+so users never see a stack trace from deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Sequence
+
+import torch
+
+_FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """Normalise ``inputs`` to a tuple of batch-first tensors with one shared batch size."""
+    was_tuple = isinstance(inputs, (tuple, list))
+    xs = tuple(inputs) if was_tuple else (inputs,)
+    if not xs:
+        raise ValueError("inputs: expected a tensor or a non-empty tuple of tensors; got an empty tuple")
+    for i, x in enumerate(xs):
+        name = f"inputs[{i}]" if was_tuple else "inputs"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor (batch first); got {type(x).__name__}")
+        if x.dim() == 0:
+            raise ValueError(f"{name}: expected a batch-first tensor of shape (batch, ...); got a scalar "
+                             "(use x.unsqueeze(0) for a single example)")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one example; got shape {shape(x)}")
+        if x.is_complex():
+            raise TypeError(f"{name}: complex dtype {x.dtype} is not supported")
+        if not x.is_floating_point() and not integer_ok:
+            raise TypeError(
+                f"{name}: dtype {x.dtype} cannot be interpolated between baseline and input; integer "
+                "inputs such as token ids need layer=<embedding module> to attribute in its output space")
+        if x.is_floating_point() and x.dtype not in _FLOAT_TYPES:
+            raise TypeError(f"{name}: dtype {x.dtype} is not supported; expected one of {_FLOAT_TYPES}")
+        if x.device != xs[0].device:
+            raise ValueError(f"{name}: on device {x.device}, but inputs[0] is on {xs[0].device}")
+    batch = xs[0].shape[0]
+    for i, x in enumerate(xs[1:], 1):
+        if x.shape[0] != batch:
+            raise ValueError(f"inputs[{i}]: batch size {x.shape[0]} differs from inputs[0]'s {batch} "
+                             f"(shapes {shape(xs[0])} and {shape(x)})")
+    return xs, was_tuple
+
+
+def broadcast_baselines(baseline: Any, xs: tuple[torch.Tensor, ...], was_tuple: bool) -> tuple[torch.Tensor, ...]:
+    """One baseline tensor per input, with the input's full shape, dtype and device."""
+    if isinstance(baseline, (tuple, list)):
+        if len(baseline) != len(xs):
+            raise ValueError(f"baseline: a tuple of {len(baseline)} baselines was given for {len(xs)} inputs; "
+                             "expected one per input (or a single scalar/tensor for all)")
+        parts = tuple(baseline)
+    else:
+        parts = (baseline,) * len(xs)
+    out = []
+    for i, (b, x) in enumerate(zip(parts, xs)):
+        name = f"baseline[{i}]" if isinstance(baseline, (tuple, list)) else "baseline"
+        out.append(_one_baseline(b, x, name, f"inputs[{i}]" if was_tuple else "inputs"))
+    return tuple(out)
+
+
+def _one_baseline(b: Any, x: torch.Tensor, name: str, xname: str) -> torch.Tensor:
+    if isinstance(b, bool) or not isinstance(b, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name}: expected a number, a tensor or a tuple of them; got {type(b).__name__}")
+    if isinstance(b, numbers.Real):
+        if not math.isfinite(b):
+            raise ValueError(f"{name}: expected a finite number; got {b}")
+        if not x.is_floating_point() and b != int(b):
+            raise ValueError(f"{name}: {xname} holds integers ({x.dtype}), so the baseline must be an "
+                             f"integer (e.g. a PAD token id); got {b}")
+        return torch.full_like(x, b)
+    if b.is_floating_point() and not torch.isfinite(b).all():
+        raise ValueError(f"{name}: contains NaN or Inf")
+    if not x.is_floating_point() and b.is_floating_point():
+        raise TypeError(f"{name}: {xname} holds integers ({x.dtype}) but the baseline is {b.dtype}; "
+                        "pass integer ids (e.g. PAD tokens) of the input's shape")
+    b = b.to(device=x.device, dtype=x.dtype)
+    # Broadcasting covers a baseline for one example (the input's per-example shape) and one
+    # for the whole batch alike.
+    try:
+        return b.expand(x.shape)
+    except RuntimeError:
+        raise ValueError(f"{name}: shape {shape(b)} does not broadcast to one example {tuple(x.shape[1:])} "
+                         f"nor to the batch {tuple(x.shape)} of {xname}") from None
+
+
+def check_model(model: Any) -> None:
+    if not callable(model):
+        raise TypeError(f"model: expected an nn.Module or a callable on tensors; got {type(model).__name__}")
+
+
+def check_batch_size(batch_size: Any) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected None (automatic) or an int >= 1; got {batch_size!r}")
+
+
+def check_layer(layer: Any) -> None:
+    if layer is not None and not isinstance(layer, torch.nn.Module):
+        raise TypeError(f"layer: expected a torch.nn.Module inside the model (e.g. model.embeddings); "
+                        f"got {type(layer).__name__}")
+
+
+def output_tensor(out: Any, rows: int) -> torch.Tensor:
+    """The model's output as a tensor of shape (rows, ...)."""
+    if not isinstance(out, torch.Tensor):
+        logits = getattr(out, "logits", None)
+        if logits is None and isinstance(out, dict):
+            logits = out.get("logits")
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(f"model output: expected a Tensor of shape (batch,) or (batch, classes), or an "
+                            f"object with .logits; got {type(out).__name__} (pass target=<callable> to pick "
+                            "a scalar from it)")
+        out = logits
+    if out.dim() == 0 or out.shape[0] != rows:
+        raise ValueError(f"model output: expected a batch-first tensor with {rows} rows for {rows} input rows; "
+                         f"got shape {shape(out)}")
+    return out
+
+
+class Target:
+    """Picks one scalar per row from the model output, for any kind of ``target=``."""
+
+    def __init__(self, target: Any, batch: int, device: torch.device):
+        self.raw = target
+        self.per_example: torch.Tensor | None = None
+        self.index: int | None = None
+        self.fn: Callable | None = None
+        if target is None:
+            return
+        if callable(target):
+            self.fn = target
+        elif isinstance(target, numbers.Integral) and not isinstance(target, bool):
+            self.index = int(target)
+        elif isinstance(target, (Sequence, torch.Tensor)) and not isinstance(target, str):
+            t = torch.as_tensor(target)
+            if t.dim() != 1 or t.shape[0] != batch or t.is_floating_point() or t.dtype == torch.bool:
+                raise ValueError(f"target: expected one integer class per example, shape ({batch},); got "
+                                 f"{t.dtype} of shape {shape(t)}")
+            self.per_example = t.to(device=device, dtype=torch.long)
+        else:
+            raise TypeError(f"target: expected None, an int, a sequence of {batch} ints or a callable; "
+                            f"got {type(target).__name__}")
+
+    def describe(self) -> Any:
+        if self.fn is not None:
+            return getattr(self.fn, "__name__", "callable")
+        if self.per_example is not None:
+            return self.per_example.tolist()
+        return self.index
+
+    def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
+        """Scalar per row, shape (rows,); ``example`` maps each row to its example."""
+        rows = example.shape[0]
+        if self.fn is not None:
+            arg = raw_out
+            try:
+                arg = output_tensor(raw_out, rows)
+            except (TypeError, ValueError):
+                pass  # the callable gets the raw output when it is no plain tensor
+            s = self.fn(arg)
+            if not isinstance(s, torch.Tensor) or s.shape != (rows,):
+                got = shape(s) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"target: the callable must return one scalar per row, shape ({rows},); got {got}")
+            return s
+        out = output_tensor(raw_out, rows)
+        if self.index is None and self.per_example is None:
+            if out.dim() == 1:
+                return out
+            if out.dim() == 2 and out.shape[1] == 1:
+                return out[:, 0]
+            raise ValueError(f"target: the model output has shape {shape(out)}; with target=None it must be "
+                             "(batch,) or (batch, 1). Pass target=<class index>, one per example, or a callable")
+        if out.dim() != 2:
+            raise ValueError(f"target: an integer target needs a model output of shape (batch, classes); got "
+                             f"{shape(out)} (pass a callable target for other shapes)")
+        n_classes = out.shape[1]
+        if self.index is not None:
+            if not 0 <= self.index < n_classes:
+                raise ValueError(f"target: class index {self.index} is out of range for an output with "
+                                 f"{n_classes} classes (valid: 0..{n_classes - 1})")
+            return out[:, self.index]
+        cls = self.per_example[example]
+        bad = (self.per_example < 0) | (self.per_example >= n_classes)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"target: target[{i}] = {int(self.per_example[i])} is out of range for an output "
+                             f"with {n_classes} classes (valid: 0..{n_classes - 1})")
+        return out.gather(1, cls.unsqueeze(1)).squeeze(1)
+
+
+def expand_forward_args(args: tuple, kwargs: dict, batch: int, example: torch.Tensor) -> tuple[tuple, dict]:
+    """Gather batch-first tensors among the extra arguments so they follow the interpolated rows."""
+
+    def take(a: Any) -> Any:
+        if isinstance(a, torch.Tensor) and a.dim() > 0 and a.shape[0] == batch:
+            return a.index_select(0, example.to(a.device))
+        return a
+
+    return tuple(take(a) for a in args), {k: take(v) for k, v in kwargs.items()}
+
+
+def check_finite(t: torch.Tensor, what: str, example: torch.Tensor) -> None:
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1) if t.dim() else torch.ones(1, dtype=torch.bool)
+        ex = sorted(set(example[bad].tolist())) if t.dim() else []
+        raise FloatingPointError(f"{what} contains NaN or Inf (examples {ex[:10]}); check the model and inputs, "
+                                 "or use float64")

@@ -1,0 +1,298 @@
+"""Integrated Gradients for PyTorch models: the straight-line path, integrated by a rule.
+
+The engine evaluates gradients at interpolated points in blocks (whole examples times all
+steps, or one example times a window of steps), so that interpolation is a broadcast and
+accumulation a small matrix product; block size is chosen from a measured probe of the
+memory autograd saves per row, unless ``batch_size`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from . import _checks as C
+from ._hooks import LayerTap, ModelGuard
+from ._quadrature import rule as _rule
+from ._result import Attribution
+
+__all__ = ["integrated_gradients"]
+
+# The first block holds about this many bytes of interpolated points; if more work
+# remains, its measured autograd memory sizes the rest.
+_PROBE_BYTES = 1 << 20
+# Blocks whose saved activations stay near this size run fastest on CPU: larger ones leave
+# the allocator's cached pool (fresh pages fault on every block), smaller ones pay per-call
+# overhead. Measured in benchmarks/bench_core.py.
+_TARGET_SAVED_BYTES = 48 << 20
+_REFERENCE_ROWS = 256
+
+
+def integrated_gradients(
+    model: Callable[..., Any],
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    baseline: float | torch.Tensor | Sequence[float | torch.Tensor] = 0.0,
+    target: int | Sequence[int] | torch.Tensor | Callable[[Any], torch.Tensor] | None = None,
+    method: str = "gausslegendre",
+    n_steps: int = 50,
+    batch_size: int | None = None,
+    forward_args: Sequence[Any] = (),
+    forward_kwargs: dict[str, Any] | None = None,
+    layer: torch.nn.Module | None = None,
+    max_memory: int | None = None,
+) -> Attribution:
+    r"""Integrated Gradients of ``model`` at ``inputs`` along the straight line from ``baseline``.
+
+    .. math:: \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1
+              \frac{\partial F(x' + \alpha (x - x'))}{\partial x_i}\, d\alpha
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Maps ``inputs`` (batch first) to outputs of shape ``(batch,)``, ``(batch, classes)``
+        or an object with ``.logits``. Rows must not interact (call ``model.eval()``).
+    inputs : Tensor or tuple of Tensor, shapes ``(batch, *features_i)``
+        Floating point, or any dtype (e.g. token ids) when ``layer`` is given.
+    baseline : number, Tensor or tuple of them
+        Start of the path; a tensor broadcasts to one example or to the whole batch.
+        With ``layer``, the baseline is in input space (e.g. PAD token ids).
+    target : None, int, sequence of ``batch`` ints, or callable
+        Which scalar to attribute: None for scalar outputs, a class index, one class per
+        example, or a callable mapping the output (its ``.logits`` if it has one) to shape
+        ``(rows,)``.
+    method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid"}
+    n_steps : int
+        Number of quadrature nodes (gradient evaluations per example).
+    batch_size : int, optional
+        Interpolated rows per forward/backward call; ``None`` chooses it automatically.
+    forward_args, forward_kwargs
+        Extra arguments for ``model``, not interpolated; tensors whose first dimension is
+        ``batch`` (an attention mask, say) follow their example's rows.
+    layer : nn.Module, optional
+        Attribute to this module's output: the path runs in its activation space between
+        its values on the baseline and on the input.
+    max_memory : int, optional
+        Upper bound in bytes on the autograd memory of one block (automatic chunking only).
+
+    Returns
+    -------
+    Attribution
+        With ``attributions`` shaped like ``inputs`` (or the layer's output), the completeness
+        gap ``delta``, ``f_x``, ``f_baseline`` and ``n_evals``. Half-precision models give
+        float32 attributions (accumulation is done in float32).
+
+    Examples
+    --------
+    >>> import torch, integrad
+    >>> w = torch.tensor([1.0, -2.0, 3.0])
+    >>> res = integrad.integrated_gradients(lambda x: x @ w, torch.ones(1, 3))
+    >>> res.attributions
+    tensor([[ 1., -2.,  3.]])
+
+    References
+    ----------
+    Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+    """
+    C.check_model(model)
+    C.check_layer(layer)
+    C.check_batch_size(batch_size)
+    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory < 1):
+        raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
+    q = _rule(method, n_steps)
+    xs, was_tuple = C.as_tensor_tuple(inputs, integer_ok=layer is not None)
+    baselines = C.broadcast_baselines(baseline, xs, was_tuple)
+    if not isinstance(forward_args, (tuple, list)):
+        raise TypeError(f"forward_args: expected a tuple of extra positional arguments; got "
+                        f"{type(forward_args).__name__}")
+    if forward_kwargs is not None and not isinstance(forward_kwargs, dict):
+        raise TypeError(f"forward_kwargs: expected a dict; got {type(forward_kwargs).__name__}")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("integrated_gradients needs autograd, but torch.inference_mode() is active; "
+                           "call it outside that block")
+    path = _Path(model, xs, baselines, layer, C.Target(target, xs[0].shape[0], xs[0].device),
+                 tuple(forward_args), dict(forward_kwargs or {}))
+    with ModelGuard(model), torch.enable_grad():
+        path.reference(batch_size or _REFERENCE_ROWS)
+        acc, used = path.integrate(q.nodes, q.weights, batch_size, max_memory)
+    attrs = tuple(d * a for d, a in zip(path.diffs, acc))
+    total = sum(a.flatten(1).sum(1, dtype=torch.float64) for a in attrs)
+    delta = (total - (path.f_x.double() - path.f_baseline.double())).to(path.f_x.dtype)
+    batch = xs[0].shape[0]
+    settings = {
+        "method": method, "n_steps": int(n_steps), "target": path.target.describe(),
+        "baseline": _describe_baseline(baseline), "layer": _layer_name(model, layer),
+        "batch_size": batch_size if batch_size is not None else f"auto ({used} rows)",
+        "dtype": str(xs[0].dtype if layer is None else path.model_dtype).replace("torch.", ""),
+    }
+    return Attribution(
+        attributions=attrs if (was_tuple and layer is None) else attrs[0],
+        delta=delta, f_x=path.f_x, f_baseline=path.f_baseline,
+        n_evals=torch.full((batch,), q.n, dtype=torch.int64), settings=settings,
+    )
+
+
+class _Path:
+    """The straight line from baseline to input (or between their layer activations)."""
+
+    def __init__(self, model, xs, baselines, layer, target, fwd_args, fwd_kwargs):
+        self.model, self.xs, self.baselines, self.layer = model, xs, baselines, layer
+        self.target, self.fwd_args, self.fwd_kwargs = target, fwd_args, fwd_kwargs
+        self.batch = xs[0].shape[0]
+        self.exclude = {t.untyped_storage().data_ptr() for m in ModelGuard(model).modules
+                        for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
+
+    # ---------------------------------------------------------------- reference values
+    def reference(self, rows: int) -> None:
+        """F(x), F(baseline) and, with a layer, its activations at both ends of the path."""
+        both = tuple(torch.cat([x, b]) for x, b in zip(self.xs, self.baselines))
+        example = torch.arange(self.batch, device=self.xs[0].device).repeat(2)
+        values, acts = [], []
+        with torch.no_grad():
+            for lo in range(0, 2 * self.batch, rows):
+                e = example[lo:lo + rows]
+                args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, e)
+                part = tuple(t[lo:lo + rows] for t in both)
+                if self.layer is None:
+                    out = self.model(*part, *args, **kwargs)
+                else:
+                    with LayerTap(self.layer) as tap:
+                        out = self.model(*part, *args, **kwargs)
+                    if tap.output.dim() == 0 or tap.output.shape[0] != e.shape[0]:
+                        raise ValueError(f"layer: output of shape {C.shape(tap.output)} is not batch first for "
+                                         f"{e.shape[0]} input rows; layer IG needs a batch-first layer")
+                    acts.append(tap.output)
+                s = self.target.select(out, e)
+                C.check_finite(s, "model output", e)
+                values.append(s)
+        s = torch.cat(values)
+        self.model_dtype = acts[0].dtype if acts else self.xs[0].dtype
+        self.dtype = torch.float32 if self.model_dtype in (torch.float16, torch.bfloat16) else self.model_dtype
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"layer: output dtype {self.model_dtype} is not floating point; choose a layer "
+                            "whose output can be differentiated (e.g. the embedding, not the ids)")
+        s = s.to(self.dtype)
+        self.f_x, self.f_baseline = s[:self.batch], s[self.batch:]
+        if acts:
+            a = torch.cat(acts).to(self.dtype)
+            ends, starts = (a[:self.batch],), (a[self.batch:],)
+        else:
+            ends = tuple(x.to(self.dtype) for x in self.xs)
+            starts = tuple(b.to(self.dtype) for b in self.baselines)
+        self.starts = starts
+        self.diffs = tuple(x - b for x, b in zip(ends, starts))
+
+    # ---------------------------------------------------------------- gradients
+    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Gradients of the target scalar at interpolated points ``zs`` (rows of ``example``)."""
+        zs = tuple(z.to(self.model_dtype).requires_grad_(True) for z in zs)
+        args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, example)
+        if self.layer is None:
+            out = self.model(*zs, *args, **kwargs)
+        else:
+            with LayerTap(self.layer, replace=zs[0]):
+                out = self.model(*(x.index_select(0, example) for x in self.xs), *args, **kwargs)
+        s = self.target.select(out, example)
+        C.check_finite(s, "model output", example)
+        if not s.requires_grad:
+            raise ValueError("model output does not depend on the inputs through differentiable operations "
+                             f"(no gradient){' at the layer' if self.layer is not None else ''}; check that "
+                             "the model does not detach, round or index with its inputs")
+        grads = torch.autograd.grad(s.sum(), zs, allow_unused=True)
+        if all(g is None for g in grads):
+            raise ValueError("model output does not depend on the inputs (autograd found no path); check that "
+                             "the model uses its inputs")
+        grads = tuple(torch.zeros_like(z) if g is None else g for g, z in zip(grads, zs))
+        for i, g in enumerate(grads):
+            C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
+        return grads
+
+    def integrate(self, nodes, weights, batch_size: int | None, max_memory: int | None):
+        """Weighted sum of gradients per example; returns (sums, rows per block used)."""
+        n = len(nodes)
+        dev = self.starts[0].device
+        alphas = torch.tensor(nodes, dtype=self.dtype, device=dev)
+        w = torch.tensor(weights, dtype=self.dtype, device=dev)
+        acc = tuple(torch.zeros_like(d) for d in self.diffs)
+        total_rows = self.batch * n
+        row_bytes = sum(d[:1].numel() * d.element_size() for d in self.diffs)
+        rows = batch_size or max(1, min(total_rows, _PROBE_BYTES // max(row_bytes, 1)))
+        measure = batch_size is None and rows < total_rows
+        pos = (0, 0)
+        while pos[0] < self.batch:
+            for e0, e1, k0, k1 in _blocks(self.batch, n, rows, *pos):
+                with _SavedBytes(self.exclude) if measure else contextlib.nullcontext() as saved:
+                    self._block(e0, e1, alphas[k0:k1], w[k0:k1], acc)
+                pos = (e1, 0) if k1 == n else (e0, k1)
+                if measure:
+                    per_row = max(saved.bytes / ((e1 - e0) * (k1 - k0)), 1.0)
+                    budget = min(_TARGET_SAVED_BYTES, max_memory or _TARGET_SAVED_BYTES)
+                    rows, measure = max(1, int(budget // per_row)), False
+                    break
+        return acc, rows
+
+    def _block(self, e0, e1, alphas, w, acc) -> None:
+        E, K = e1 - e0, alphas.shape[0]
+        zs = tuple((s[e0:e1].unsqueeze(1) + alphas.view(1, K, *[1] * (s.dim() - 1)) * d[e0:e1].unsqueeze(1))
+                   .reshape(E * K, *s.shape[1:]) for s, d in zip(self.starts, self.diffs))
+        example = torch.arange(e0, e1, device=alphas.device).repeat_interleave(K)
+        for a, g in zip(acc, self.gradients(zs, example)):
+            # (K,) @ (E, K, F) -> (E, F): the weighted sum over this block's steps
+            a[e0:e1] += torch.matmul(w, g.to(self.dtype).reshape(E, K, -1)).view_as(a[e0:e1])
+
+
+def _blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterator[tuple[int, int, int, int]]:
+    """Blocks (e0, e1, k0, k1) covering examples x steps from (e_start, k_start) onwards.
+
+    A block is either whole examples with all ``n`` steps, or one example with a window of
+    steps; windows of an example are split evenly so no block is a tiny remainder.
+    """
+    e = e_start
+    if k_start or rows < n:
+        last = e_start + 1 if rows >= n else batch
+        for e in range(e_start, last):
+            k0 = k_start if e == e_start else 0
+            windows = math.ceil((n - k0) / rows)
+            cuts = [k0 + round(i * (n - k0) / windows) for i in range(windows + 1)]
+            for a, b in zip(cuts, cuts[1:]):
+                yield e, e + 1, a, b
+        e = last
+    per = max(1, rows // n)
+    for e0 in range(e, batch, per):
+        yield e0, min(batch, e0 + per), 0, n
+
+
+class _SavedBytes(torch.autograd.graph.saved_tensors_hooks):
+    """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
+
+    def __init__(self, exclude: set[int]):
+        self.bytes, self.seen = 0, set(exclude)
+        super().__init__(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.seen:
+            self.seen.add(storage.data_ptr())
+            self.bytes += storage.nbytes()
+        return t
+
+
+def _describe_baseline(baseline: Any) -> Any:
+    if isinstance(baseline, (tuple, list)):
+        return [_describe_baseline(b) for b in baseline]
+    if isinstance(baseline, torch.Tensor):
+        return f"tensor{tuple(baseline.shape)}"
+    return baseline
+
+
+def _layer_name(model: Any, layer: torch.nn.Module | None) -> str | None:
+    if layer is None:
+        return None
+    if isinstance(model, torch.nn.Module):
+        for name, m in model.named_modules():
+            if m is layer:
+                return name or type(layer).__name__
+    return type(layer).__name__

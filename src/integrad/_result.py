@@ -1,0 +1,139 @@
+"""The one result type of every integrad method: values, completeness gap, provenance."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+__all__ = ["Attribution"]
+
+_FORMAT = "integrad.Attribution/1"
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """Attributions with the numbers that say how far to trust them.
+
+    Attributes
+    ----------
+    attributions : Tensor or tuple of Tensor
+        Same structure and shapes as ``inputs`` (or as the layer's output when ``layer=``
+        was given).
+    delta : Tensor, shape (batch,)
+        Completeness gap ``sum(attributions) - (F(x) - F(baseline))`` per example; 0 for
+        exact integration (same sign convention as Captum).
+    f_x, f_baseline : Tensor, shape (batch,)
+        The attributed scalar at the input and at the baseline.
+    n_evals : Tensor of int64, shape (batch,)
+        Gradient evaluations of the model made for each example.
+    settings : dict
+        The options that produced this result (method, n_steps, target, ...).
+    error : Tensor, shape (batch,), optional
+        Estimated error of the attribution vector (error-controlled mode only).
+    converged : Tensor of bool, shape (batch,), optional
+        Whether the requested tolerance was met (error-controlled mode only).
+    """
+
+    attributions: torch.Tensor | tuple[torch.Tensor, ...]
+    delta: torch.Tensor
+    f_x: torch.Tensor
+    f_baseline: torch.Tensor
+    n_evals: torch.Tensor
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    error: torch.Tensor | None = None
+    converged: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def attributions_tuple(self) -> tuple[torch.Tensor, ...]:
+        a = self.attributions
+        return a if isinstance(a, tuple) else (a,)
+
+    @property
+    def total(self) -> torch.Tensor:
+        """Sum of all attributions per example, shape (batch,)."""
+        return sum(a.flatten(1).sum(1, dtype=torch.float64) for a in self.attributions_tuple)
+
+    @property
+    def relative_delta(self) -> torch.Tensor:
+        """``|delta| / |F(x) - F(baseline)|`` per example (inf where the two are equal)."""
+        change = (self.f_x - self.f_baseline).abs().double()
+        return self.delta.abs().double() / change
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to ``path`` as safetensors: tensors plus the settings as JSON metadata."""
+        from safetensors.torch import save_file
+
+        tensors = {f"attributions.{i}": a for i, a in enumerate(self.attributions_tuple)}
+        tensors |= {"delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
+                    "n_evals": self.n_evals}
+        if self.error is not None:
+            tensors["error"] = self.error
+        if self.converged is not None:
+            tensors["converged"] = self.converged
+        meta = {
+            "format": _FORMAT,
+            "tuple": json.dumps(isinstance(self.attributions, tuple)),
+            "settings": json.dumps(dict(self.settings), default=str),
+        }
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.fspath(path), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Attribution":
+        """Read a result written by :meth:`save`."""
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"path: {os.fspath(path)!r} is not an integrad result "
+                                 f"(format {meta.get('format')!r}, expected {_FORMAT!r})")
+            t = {k: f.get_tensor(k) for k in f.keys()}
+        n_attr = sum(k.startswith("attributions.") for k in t)
+        attrs = tuple(t[f"attributions.{i}"] for i in range(n_attr))
+        return cls(
+            attributions=attrs if json.loads(meta["tuple"]) else attrs[0],
+            delta=t["delta"], f_x=t["f_x"], f_baseline=t["f_baseline"], n_evals=t["n_evals"],
+            settings=json.loads(meta["settings"]), error=t.get("error"), converged=t.get("converged"),
+        )
+
+    # ------------------------------------------------------------------ display
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        s = self.settings
+        shapes = ", ".join(str(tuple(a.shape)) for a in self.attributions_tuple)
+        rel = self.relative_delta
+        rel = rel[torch.isfinite(rel)]
+        rows = [
+            ("method", f"{s.get('method')} ({s.get('n_steps')} steps)" if "n_steps" in s else str(s.get("method"))),
+            ("attributions", shapes + (f" at layer {s['layer']}" if s.get("layer") else "")),
+            ("target", str(s.get("target"))),
+            ("F(x)", _fmt(self.f_x)),
+            ("F(baseline)", _fmt(self.f_baseline)),
+            ("completeness gap |delta|", f"max {self.delta.abs().max().item():.3g}"
+             + (f" ({rel.max().item():.2%} of |F(x) - F(baseline)|)" if rel.numel() else "")),
+            ("model gradient evaluations", f"{int(self.n_evals.sum())} "
+             f"({int(self.n_evals.min())}-{int(self.n_evals.max())} per example)"),
+        ]
+        if self.converged is not None:
+            rows.append(("tolerance met", f"{int(self.converged.sum())} of {self.converged.numel()} examples"))
+        return rows
+
+    def __repr__(self) -> str:
+        body = "\n".join(f"  {k}: {v}" for k, v in self._summary_rows())
+        return f"Attribution(batch={self.delta.numel()})\n{body}"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td>{html.escape(v)}</td></tr>" for k, v in self._summary_rows())
+        return f"<table><caption>integrad Attribution (batch={self.delta.numel()})</caption>{rows}</table>"
+
+
+def _fmt(t: torch.Tensor, k: int = 4) -> str:
+    vals = ", ".join(f"{v:.4g}" for v in t.flatten()[:k].tolist())
+    return f"[{vals}{', ...' if t.numel() > k else ''}]"
