@@ -224,7 +224,8 @@ class _Path:
         pos = (0, 0)
         while pos[0] < self.batch:
             for e0, e1, k0, k1 in _blocks(self.batch, n, rows, *pos):
-                with _SavedBytes(self.exclude) if measure else contextlib.nullcontext() as saved:
+                saved = _SavedBytes(self.exclude) if measure else contextlib.nullcontext()
+                with saved:
                     self._block(e0, e1, alphas[k0:k1], w[k0:k1], acc)
                 pos = (e1, 0) if k1 == n else (e0, k1)
                 if measure:

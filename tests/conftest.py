@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+# Seeded, float64 numerics and few threads: tests run two at a time on a 2-core machine.
+torch.set_num_threads(1)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def mlp(sizes, act=torch.nn.Tanh, dtype=torch.float64, seed=0):
+    """A small seeded MLP, in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        lin = torch.nn.Linear(a, b)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(b, a, generator=g) / a**0.5)
+            lin.bias.copy_(torch.randn(b, generator=g) * 0.1)
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return torch.nn.Sequential(*layers).to(dtype).eval()
