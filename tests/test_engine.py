@@ -227,3 +227,14 @@ def test_import_is_light():
     code = "import sys, integrad; print(sorted(m for m in ('torch', 'matplotlib', 'transformers', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_layer_baseline_in_activation_space():
+    emb = torch.nn.Embedding(12, 5).double()
+    head = mlp([5, 8, 1], act=torch.nn.Tanh)
+    net = lambda ids: head(emb(ids).mean(1))[:, 0]
+    ids = torch.tensor([[3, 5, 7], [1, 2, 11]])
+    res = integrad.integrated_gradients(net, ids, layer=emb, layer_baseline=0.0)
+    ref = integrad.integrated_gradients(lambda e: head(e.mean(1))[:, 0], emb(ids).detach(), baseline=0.0)
+    torch.testing.assert_close(res.attributions, ref.attributions)
+    torch.testing.assert_close(res.f_baseline, head(torch.zeros(1, 5, dtype=torch.float64))[:, 0].expand(2))

@@ -106,3 +106,14 @@ def test_inference_mode_is_refused():
     with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
         ig()
 
+
+
+def test_layer_baseline_without_layer():
+    with pytest.raises(ValueError, match=r"layer_baseline: given without layer="):
+        ig(layer_baseline=0.0)
+
+
+def test_layer_baseline_wrong_shape():
+    m = Emb().eval()
+    with pytest.raises(ValueError, match=r"layer_baseline: shape \(3\) does not broadcast to one example \(2, 4\)"):
+        integrad.integrated_gradients(m, torch.tensor([[1, 2]]), layer=m.emb, layer_baseline=torch.zeros(3))

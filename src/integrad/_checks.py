@@ -64,11 +64,11 @@ def broadcast_baselines(baseline: Any, xs: tuple[torch.Tensor, ...], was_tuple: 
     out = []
     for i, (b, x) in enumerate(zip(parts, xs)):
         name = f"baseline[{i}]" if isinstance(baseline, (tuple, list)) else "baseline"
-        out.append(_one_baseline(b, x, name, f"inputs[{i}]" if was_tuple else "inputs"))
+        out.append(one_baseline(b, x, name, f"inputs[{i}]" if was_tuple else "inputs"))
     return tuple(out)
 
 
-def _one_baseline(b: Any, x: torch.Tensor, name: str, xname: str) -> torch.Tensor:
+def one_baseline(b: Any, x: torch.Tensor, name: str, xname: str) -> torch.Tensor:
     if isinstance(b, bool) or not isinstance(b, (numbers.Real, torch.Tensor)):
         raise TypeError(f"{name}: expected a number, a tensor or a tuple of them; got {type(b).__name__}")
     if isinstance(b, numbers.Real):

@@ -43,6 +43,7 @@ def integrated_gradients(
     forward_args: Sequence[Any] = (),
     forward_kwargs: dict[str, Any] | None = None,
     layer: torch.nn.Module | None = None,
+    layer_baseline: float | torch.Tensor | None = None,
     max_memory: int | None = None,
 ) -> Attribution:
     r"""Integrated Gradients of ``model`` at ``inputs`` along the straight line from ``baseline``.
@@ -75,6 +76,9 @@ def integrated_gradients(
     layer : nn.Module, optional
         Attribute to this module's output: the path runs in its activation space between
         its values on the baseline and on the input.
+    layer_baseline : number or Tensor, optional
+        With ``layer``: start the path at these activations (broadcast to the layer's output,
+        per example or per batch) instead of the layer's output on ``baseline``.
     max_memory : int, optional
         Upper bound in bytes on the autograd memory of one block (automatic chunking only).
 
@@ -100,6 +104,8 @@ def integrated_gradients(
     C.check_model(model)
     C.check_layer(layer)
     C.check_batch_size(batch_size)
+    if layer_baseline is not None and layer is None:
+        raise ValueError("layer_baseline: given without layer=; pass the layer whose output it replaces")
     if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory < 1):
         raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
     q = _rule(method, n_steps)
@@ -116,7 +122,7 @@ def integrated_gradients(
     path = _Path(model, xs, baselines, layer, C.Target(target, xs[0].shape[0], xs[0].device),
                  tuple(forward_args), dict(forward_kwargs or {}))
     with ModelGuard(model), torch.enable_grad():
-        path.reference(batch_size or _REFERENCE_ROWS)
+        path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
         acc, used = path.integrate(q.nodes, q.weights, batch_size, max_memory)
     attrs = tuple(d * a for d, a in zip(path.diffs, acc))
     total = sum(a.flatten(1).sum(1, dtype=torch.float64) for a in attrs)
@@ -124,7 +130,7 @@ def integrated_gradients(
     batch = xs[0].shape[0]
     settings = {
         "method": method, "n_steps": int(n_steps), "target": path.target.describe(),
-        "baseline": _describe_baseline(baseline), "layer": _layer_name(model, layer),
+        "baseline": _describe_baseline(baseline if layer_baseline is None else layer_baseline), "layer": _layer_name(model, layer),
         "batch_size": batch_size if batch_size is not None else f"auto ({used} rows)",
         "dtype": str(xs[0].dtype if layer is None else path.model_dtype).replace("torch.", ""),
     }
@@ -146,44 +152,57 @@ class _Path:
                         for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
 
     # ---------------------------------------------------------------- reference values
-    def reference(self, rows: int) -> None:
+    def reference(self, rows: int, layer_baseline: Any = None) -> None:
         """F(x), F(baseline) and, with a layer, its activations at both ends of the path."""
-        both = tuple(torch.cat([x, b]) for x, b in zip(self.xs, self.baselines))
-        example = torch.arange(self.batch, device=self.xs[0].device).repeat(2)
-        values, acts = [], []
-        with torch.no_grad():
-            for lo in range(0, 2 * self.batch, rows):
-                e = example[lo:lo + rows]
-                args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, e)
-                part = tuple(t[lo:lo + rows] for t in both)
-                if self.layer is None:
-                    out = self.model(*part, *args, **kwargs)
-                else:
-                    with LayerTap(self.layer) as tap:
-                        out = self.model(*part, *args, **kwargs)
-                    if tap.output.dim() == 0 or tap.output.shape[0] != e.shape[0]:
-                        raise ValueError(f"layer: output of shape {C.shape(tap.output)} is not batch first for "
-                                         f"{e.shape[0]} input rows; layer IG needs a batch-first layer")
-                    acts.append(tap.output)
-                s = self.target.select(out, e)
-                C.check_finite(s, "model output", e)
-                values.append(s)
-        s = torch.cat(values)
-        self.model_dtype = acts[0].dtype if acts else self.xs[0].dtype
+        example = torch.arange(self.batch, device=self.xs[0].device)
+        if layer_baseline is None:
+            both = tuple(torch.cat([x, b]) for x, b in zip(self.xs, self.baselines))
+            s, act = self._scan(both, example.repeat(2), rows)
+        else:
+            # the baseline lives in the layer's space: swap it in for the layer's output
+            s_x, act_x = self._scan(self.xs, example, rows)
+            act_b = C.one_baseline(layer_baseline, act_x, "layer_baseline", "the layer's output")
+            s_b, _ = self._scan(self.xs, example, rows, replace=act_b)
+            s, act = torch.cat([s_x, s_b]), torch.cat([act_x, act_b])
+        self.model_dtype = act.dtype if act is not None else self.xs[0].dtype
         self.dtype = torch.float32 if self.model_dtype in (torch.float16, torch.bfloat16) else self.model_dtype
         if not self.dtype.is_floating_point:
             raise TypeError(f"layer: output dtype {self.model_dtype} is not floating point; choose a layer "
                             "whose output can be differentiated (e.g. the embedding, not the ids)")
         s = s.to(self.dtype)
         self.f_x, self.f_baseline = s[:self.batch], s[self.batch:]
-        if acts:
-            a = torch.cat(acts).to(self.dtype)
-            ends, starts = (a[:self.batch],), (a[self.batch:],)
+        if act is not None:
+            act = act.to(self.dtype)
+            ends, starts = (act[:self.batch],), (act[self.batch:],)
         else:
             ends = tuple(x.to(self.dtype) for x in self.xs)
             starts = tuple(b.to(self.dtype) for b in self.baselines)
         self.starts = starts
         self.diffs = tuple(x - b for x, b in zip(ends, starts))
+
+    def _scan(self, parts, example, rows, replace=None):
+        """No-grad forward over ``parts`` in blocks: target values and the layer's outputs."""
+        values, acts = [], []
+        with torch.no_grad():
+            for lo in range(0, example.shape[0], rows):
+                e = example[lo:lo + rows]
+                args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, e)
+                part = tuple(t[lo:lo + rows] for t in parts)
+                if self.layer is None:
+                    out = self.model(*part, *args, **kwargs)
+                else:
+                    swap = None if replace is None else replace[lo:lo + rows]
+                    with LayerTap(self.layer, replace=swap) as tap:
+                        out = self.model(*part, *args, **kwargs)
+                    if swap is None:
+                        if tap.output.dim() == 0 or tap.output.shape[0] != e.shape[0]:
+                            raise ValueError(f"layer: output of shape {C.shape(tap.output)} is not batch first "
+                                             f"for {e.shape[0]} input rows; layer IG needs a batch-first layer")
+                        acts.append(tap.output)
+                s = self.target.select(out, e)
+                C.check_finite(s, "model output", e)
+                values.append(s)
+        return torch.cat(values), (torch.cat(acts) if acts else None)
 
     # ---------------------------------------------------------------- gradients
     def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor) -> tuple[torch.Tensor, ...]:
