@@ -1,0 +1,342 @@
+"""Explain text classifiers word by word: Integrated Gradients through the word embeddings.
+
+Only the word-embedding output is interpolated; position and token-type embeddings stay as
+they are in input and baseline alike. The default baseline keeps the special tokens
+(``[CLS]``, ``[SEP]``) and replaces every other token by ``[PAD]``, the classic recipe.
+
+>>> from integrad.models import load_sentiment_model
+>>> model, tok = load_sentiment_model()
+>>> ex = explain_text(model, tok, "I love you, but I also kind of dislike you")
+>>> max(ex.words, key=lambda w: w.attribution).text
+'love'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from ._engine import integrated_gradients
+from ._result import Attribution
+
+__all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
+
+BASELINES = ("pad", "mask", "unk", "zero")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A token or word with its attribution (signed sum over the embedding dimension)."""
+
+    text: str
+    attribution: float
+    special: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class TextExplanation:
+    """Why a text classifier said what it said, token by token and word by word.
+
+    Attributes
+    ----------
+    text : str
+    label, probability : str, float
+        The model's prediction.
+    target : str
+        The label whose logit is attributed (the prediction unless asked otherwise).
+    tokens : list of Span
+        Every token in order, special tokens flagged.
+    words : list of Span
+        Non-special tokens merged into words (subword scores summed).
+    result : Attribution
+        The underlying result for this text (attributions of shape (1, tokens, dim)).
+    """
+
+    text: str
+    label: str
+    probability: float
+    target: str
+    tokens: list[Span]
+    words: list[Span]
+    result: Attribution = field(repr=False)
+
+    @property
+    def special_tokens(self) -> list[Span]:
+        return [t for t in self.tokens if t.special]
+
+    @property
+    def delta(self) -> float:
+        return float(self.result.delta[0])
+
+    @property
+    def f_x(self) -> float:
+        return float(self.result.f_x[0])
+
+    @property
+    def f_baseline(self) -> float:
+        return float(self.result.f_baseline[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        span = lambda s: {"text": s.text, "attribution": s.attribution}
+        return {
+            "text": self.text,
+            "prediction": {"label": self.label, "probability": self.probability},
+            "target": self.target,
+            "tokens": [span(t) | {"special": t.special} for t in self.tokens],
+            "words": [span(w) for w in self.words],
+            "special_tokens": [span(t) for t in self.special_tokens],
+            "delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
+            "settings": dict(self.result.settings),
+        }
+
+    def to_html(self) -> str:
+        """A self-contained HTML page (all text escaped)."""
+        from .viz import text_html_page
+
+        return text_html_page([self])
+
+    def _repr_html_(self) -> str:
+        from .viz import text_html_fragment
+
+        return text_html_fragment(self)
+
+    def __rich__(self):
+        from .viz import text_rich
+
+        return text_rich(self)
+
+
+def explain_text(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: str | Sequence[str],
+    *,
+    target: int | str | Sequence[int | str] | None = None,
+    baseline: str | int | torch.Tensor = "pad",
+    method: str = "gausslegendre",
+    n_steps: int = 50,
+    batch_size: int | None = None,
+    max_length: int | None = None,
+) -> TextExplanation | list[TextExplanation]:
+    """Attribute a sequence classifier's logit to the words of each text.
+
+    Parameters
+    ----------
+    model : Hugging Face sequence classifier
+        Called as ``model(input_ids, attention_mask=..., token_type_ids=...)``; its output has
+        ``.logits`` of shape (batch, labels); ``model.get_input_embeddings()`` is the layer.
+    tokenizer : Hugging Face tokenizer
+    texts : str or sequence of str
+        One text (returns one explanation) or several (returns a list; they are padded into
+        one batch, with the same numbers as one at a time).
+    target : None, int, label name, or one of those per text
+        The class to explain; default the predicted class.
+    baseline : {"pad", "mask", "unk", "zero"}, int, or Tensor
+        Non-special tokens become PAD / MASK / UNK / this token id, or get a zero embedding;
+        a tensor of ids (integer) or embeddings (float, broadcast to (tokens, dim)).
+    method, n_steps, batch_size
+        As in :func:`integrad.integrated_gradients`.
+    max_length : int, optional
+        Longer texts are truncated with a warning; default the model's maximum.
+
+    References
+    ----------
+    Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017 (sec. 6.3).
+    """
+    items = _check_texts(texts)
+    limit = max_length or _max_length(model, tokenizer)
+    for i, t in enumerate(items):
+        n = len(tokenizer(t)["input_ids"])
+        if n > limit:
+            warnings.warn(f"texts[{i}]: {n} tokens, more than the model's maximum of {limit}; truncated to "
+                          f"{limit} (only the kept tokens are attributed)", stacklevel=2)
+    enc = tokenizer(items, padding=True, truncation=True, max_length=limit, return_tensors="pt",
+                    return_special_tokens_mask=True, return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)))
+    device = next(model.parameters()).device
+    ids = enc["input_ids"].to(device)
+    keep = (enc.pop("special_tokens_mask").bool() | (enc["attention_mask"] == 0)).to(device)
+    offsets = enc.pop("offset_mapping", None)
+    kwargs = {k: enc[k].to(device) for k in ("attention_mask", "token_type_ids") if k in enc}
+    labels = _labels(model)
+    with torch.no_grad():
+        probs = _logits(model(ids, **kwargs)).float().softmax(-1)
+    targets = _targets(target, probs.argmax(-1).tolist(), labels, len(items))
+    layer = model.get_input_embeddings()
+    base_ids, layer_base = _baseline(baseline, ids, keep, tokenizer, layer)
+    res = integrated_gradients(model, ids, baseline=base_ids, layer_baseline=layer_base, target=targets,
+                               layer=layer, forward_kwargs=kwargs, method=method, n_steps=n_steps,
+                               batch_size=batch_size)
+    scores = res.attributions.sum(-1).double().cpu()
+    out = []
+    for b, text in enumerate(items):
+        n_tok = int(enc["attention_mask"][b].sum())
+        toks = tokenizer.convert_ids_to_tokens(ids[b, :n_tok].tolist())
+        special = keep[b, :n_tok].tolist()
+        tokens = [Span(t, float(s), bool(sp)) for t, s, sp in zip(toks, scores[b, :n_tok].tolist(), special)]
+        if offsets is not None:
+            words = _words_from_offsets(text, tokens, enc.word_ids(b)[:n_tok], offsets[b, :n_tok].tolist())
+        else:
+            words = merge_subwords(tokens)
+        out.append(TextExplanation(
+            text=text, label=labels[int(probs[b].argmax())], probability=float(probs[b].max()),
+            target=labels[targets[b]], tokens=tokens, words=words, result=_row(res, b)))
+    return out[0] if isinstance(texts, str) else out
+
+
+def merge_subwords(tokens: Sequence[Span]) -> list[Span]:
+    """Merge subword tokens into words by their markers, summing scores.
+
+    Handles WordPiece (``##`` continues a word), SentencePiece (``▁`` starts one) and
+    byte-level BPE (``Ġ`` starts one). Special tokens are left out.
+
+    >>> merge_subwords([Span("dis", 1.0), Span("##like", -3.0)])
+    [Span(text='dislike', attribution=-2.0, special=False)]
+    """
+    plain = [t for t in tokens if not t.special]
+    starts_marked = any(t.text.startswith(("▁", "Ġ")) for t in plain)
+    words: list[list] = []
+    for t in plain:
+        if starts_marked:
+            new, piece = t.text.startswith(("▁", "Ġ")) or not words, t.text.lstrip("▁Ġ")
+        else:
+            new, piece = not t.text.startswith("##") or not words, t.text.removeprefix("##")
+        if new:
+            words.append([piece, t.attribution])
+        else:
+            words[-1][0] += piece
+            words[-1][1] += t.attribution
+    return [Span(w, s) for w, s in words if w]
+
+
+def load_text_model(path: str | None = None):
+    """``(model, tokenizer)``: a local Hugging Face classifier directory, or the embedded default."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a progress bar per load is noise in a CLI and in logs
+    if path is None:
+        from .models import load_sentiment_model
+
+        return load_sentiment_model()
+    from pathlib import Path
+
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"model: {path!r} is not a directory holding a Hugging Face sequence classifier "
+                                "(config.json, weights, tokenizer files)")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
+    return model, tok
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        items = [texts]
+    elif isinstance(texts, (list, tuple)) and texts:
+        items = list(texts)
+    else:
+        raise TypeError(f"texts: expected a str or a non-empty list of str; got {type(texts).__name__}"
+                        + (" (empty)" if isinstance(texts, (list, tuple)) else ""))
+    for i, t in enumerate(items):
+        name = "texts" if isinstance(texts, str) else f"texts[{i}]"
+        if not isinstance(t, str):
+            raise TypeError(f"{name}: expected a str; got {type(t).__name__}")
+        if not t.strip():
+            raise ValueError(f"{name}: the text is empty or only whitespace; there is nothing to attribute")
+    return items
+
+
+def _max_length(model: Any, tokenizer: Any) -> int:
+    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    return min(limits) if limits else 512
+
+
+def _labels(model: Any) -> dict[int, str]:
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+    return {int(k): str(v) for k, v in id2label.items()}
+
+
+def _logits(out: Any) -> torch.Tensor:
+    logits = out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise TypeError(f"model: expected a sequence classifier whose output has .logits of shape (batch, labels); "
+                        f"got {type(out).__name__}")
+    return logits
+
+
+def _targets(target: Any, predicted: list[int], labels: dict[int, str], n: int) -> list[int]:
+    if target is None:
+        return predicted
+    per_text = list(target) if isinstance(target, (list, tuple)) else [target] * n
+    if len(per_text) != n:
+        raise ValueError(f"target: {len(per_text)} targets for {n} texts; give one, or one per text")
+    by_name = {v.lower(): k for k, v in labels.items()}
+    n_labels = len(labels) or None
+    out = []
+    for t in per_text:
+        if isinstance(t, str):
+            if t.lower() not in by_name:
+                known = ", ".join(labels.values()) or "none (the model config has no id2label)"
+                raise ValueError(f"target: unknown label {t!r}; the model's labels are {known}")
+            out.append(by_name[t.lower()])
+        elif isinstance(t, int) and not isinstance(t, bool):
+            if n_labels is not None and not 0 <= t < n_labels:
+                raise ValueError(f"target: class index {t} is out of range for {n_labels} labels")
+            out.append(t)
+        else:
+            raise TypeError(f"target: expected a label name or class index; got {type(t).__name__}")
+    return out
+
+
+def _baseline(baseline: Any, ids: torch.Tensor, keep: torch.Tensor, tokenizer: Any, layer: torch.nn.Module):
+    """(baseline ids, baseline embeddings or None): special tokens and padding are kept."""
+    if isinstance(baseline, torch.Tensor):
+        if baseline.is_floating_point():
+            return ids, baseline.to(ids.device)
+        return baseline.to(ids.device), None
+    if baseline == "zero":
+        with torch.no_grad():
+            emb = layer(ids)
+        return ids, emb * keep.unsqueeze(-1).to(emb.dtype)
+    if isinstance(baseline, str):
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline: expected one of {', '.join(BASELINES)}, a token id or a tensor; "
+                             f"got {baseline!r}")
+        token_id = getattr(tokenizer, f"{baseline}_token_id", None)
+        if token_id is None:
+            raise ValueError(f"baseline: the tokenizer has no {baseline.upper()} token; choose another baseline")
+    elif isinstance(baseline, int) and not isinstance(baseline, bool):
+        token_id = baseline
+    else:
+        raise TypeError(f"baseline: expected a str, an int token id or a tensor; got {type(baseline).__name__}")
+    return torch.where(keep, ids, torch.full_like(ids, token_id)), None
+
+
+def _words_from_offsets(text: str, tokens: list[Span], word_ids: list, offsets: list) -> list[Span]:
+    """Words as the tokenizer's pre-tokenizer saw them, spelled as in the original text."""
+    words: list[list] = []
+    last = None
+    for tok, wid, (lo, hi) in zip(tokens, word_ids, offsets):
+        if tok.special or wid is None:
+            last = None
+            continue
+        if wid == last:
+            words[-1][1] = max(words[-1][1], hi)
+            words[-1][2] += tok.attribution
+        else:
+            words.append([lo, hi, tok.attribution])
+        last = wid
+    return [Span(text[lo:hi].strip(), s) for lo, hi, s in words]
+
+
+def _row(res: Attribution, b: int) -> Attribution:
+    pick = lambda t: t[b:b + 1]
+    return Attribution(attributions=pick(res.attributions), delta=pick(res.delta), f_x=pick(res.f_x),
+                       f_baseline=pick(res.f_baseline), n_evals=pick(res.n_evals),
+                       settings=dict(res.settings) | {"target": res.settings["target"][b]})

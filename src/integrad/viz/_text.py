@@ -1,0 +1,95 @@
+"""Token highlighting: green pushes toward the explained label, red pushes away."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..text import Span, TextExplanation
+
+POSITIVE = (22, 150, 60)
+NEGATIVE = (205, 38, 38)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;max-width:60em;color:#222}
+.ig-card{border:1px solid #ddd;border-radius:8px;padding:1em 1.2em;margin:1em 0}
+.ig-words{font-size:1.25em;line-height:2.1em}
+.ig-w{padding:.15em .25em;border-radius:4px;margin:0 .05em}
+.ig-meta{color:#555;font-size:.9em}
+.ig-legend span{padding:.1em .5em;border-radius:4px;margin-right:.5em}
+table.ig-tok{border-collapse:collapse;font-size:.85em;margin-top:.6em}
+table.ig-tok td,table.ig-tok th{border:1px solid #eee;padding:.15em .4em;text-align:right}
+"""
+
+
+def _colour(score: float, scale: float) -> tuple[tuple[int, int, int], float]:
+    strength = min(abs(score) / scale, 1.0) if scale > 0 else 0.0
+    return (POSITIVE if score >= 0 else NEGATIVE), strength
+
+
+def _scale(spans: Sequence["Span"]) -> float:
+    return max((abs(s.attribution) for s in spans), default=0.0)
+
+
+def _gap(ex: "TextExplanation") -> str:
+    change = ex.f_x - ex.f_baseline
+    rel = f" ({abs(ex.delta) / abs(change):.2%} of |F(x) − F(baseline)|)" if change else ""
+    return f"completeness gap δ = {ex.delta:+.2e}{rel}"
+
+
+def text_html_fragment(ex: "TextExplanation") -> str:
+    """One explanation as an HTML fragment (words coloured, prediction, gap, token table)."""
+    scale = _scale(ex.words)
+    words = []
+    for w in ex.words:
+        (r, g, b), a = _colour(w.attribution, scale)
+        words.append(f"<span class='ig-w' style='background:rgba({r},{g},{b},{a:.2f})' "
+                     f"title='{w.attribution:+.4f}'>{html.escape(w.text)}</span>")
+    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(t.text)}{' (special)' if t.special else ''}</td>"
+                   f"<td>{t.attribution:+.4f}</td></tr>" for t in ex.tokens)
+    s = ex.result.settings
+    return (
+        "<div class='ig-card'>"
+        f"<div class='ig-meta'>prediction: <b>{html.escape(ex.label)}</b> ({ex.probability:.1%}) · explained label: "
+        f"<b>{html.escape(ex.target)}</b> · F(x) = {ex.f_x:.4f}, F(baseline) = {ex.f_baseline:.4f} · "
+        f"{html.escape(_gap(ex))}</div>"
+        f"<p class='ig-words'>{' '.join(words)}</p>"
+        f"<div class='ig-meta'>{html.escape(str(s.get('method')))}, {s.get('n_steps')} steps, baseline "
+        f"{html.escape(str(s.get('baseline')))}, attributed at {html.escape(str(s.get('layer')))}</div>"
+        f"<details><summary class='ig-meta'>tokens</summary><table class='ig-tok'>"
+        f"<tr><th>token</th><th>attribution</th></tr>{rows}</table></details></div>"
+    )
+
+
+def _legend(label: str) -> str:
+    (r, g, b), (R, G, B) = POSITIVE, NEGATIVE
+    return (f"<p class='ig-legend'><span style='background:rgba({r},{g},{b},.8)'>+ toward {html.escape(label)}</span>"
+            f"<span style='background:rgba({R},{G},{B},.8)'>− away from it</span>"
+            "intensity = |attribution| relative to the text's largest</p>")
+
+
+def text_html_page(explanations: Sequence["TextExplanation"], title: str = "integrad: text attributions") -> str:
+    """A self-contained HTML page (no external resources) for several explanations."""
+    body = _legend("the explained label") + "".join(
+        text_html_fragment(ex) for ex in explanations)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+
+
+def text_rich(ex: "TextExplanation"):
+    """A rich renderable: coloured words, then the prediction and the completeness gap."""
+    from rich.console import Group
+    from rich.text import Text
+
+    scale = _scale(ex.words)
+    line = Text()
+    for w in ex.words:
+        (r, g, b), a = _colour(w.attribution, scale)
+        # blend toward white so faint scores stay readable
+        bg = tuple(int(255 - a * (255 - c)) for c in (r, g, b))
+        line.append(w.text, style=f"black on rgb({bg[0]},{bg[1]},{bg[2]})")
+        line.append(" ")
+    head = Text.assemble(("prediction: ", "dim"), (ex.label, "bold"), f" ({ex.probability:.1%})",
+                         ("   explained label: ", "dim"), (ex.target, "bold"))
+    return Group(head, line, Text(_gap(ex), style="dim"))
