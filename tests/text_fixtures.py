@@ -32,7 +32,7 @@ def bpe_tokenizer():
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     specials = ["<s>", "</s>", "<pad>", "<mask>", "<unk>"]
-    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=120, special_tokens=specials,
+    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tk.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", tk.token_to_id("<s>")), ("</s>", tk.token_to_id("</s>"))])

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from . import _checks as C
+from ._adaptive import integrate_adaptive
 from ._hooks import LayerTap, ModelGuard
 from ._quadrature import rule as _rule
 from ._result import Attribution
@@ -37,8 +38,11 @@ def integrated_gradients(
     *,
     baseline: float | torch.Tensor | Sequence[float | torch.Tensor] = 0.0,
     target: int | Sequence[int] | torch.Tensor | Callable[[Any], torch.Tensor] | None = None,
-    method: str = "gausslegendre",
-    n_steps: int = 50,
+    method: str | None = None,
+    n_steps: int | None = None,
+    rtol: float | None = None,
+    atol: float = 0.0,
+    max_evals: int = 4097,
     batch_size: int | None = None,
     forward_args: Sequence[Any] = (),
     forward_kwargs: dict[str, Any] | None = None,
@@ -66,8 +70,16 @@ def integrated_gradients(
         example, or a callable mapping the output (its ``.logits`` if it has one) to shape
         ``(rows,)``.
     method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid"}
+        Fixed quadrature rule (default ``"gausslegendre"``).
     n_steps : int
-        Number of quadrature nodes (gradient evaluations per example).
+        Number of quadrature nodes (gradient evaluations per example; default 50).
+    rtol, atol : float, optional
+        Error-controlled integration instead of a fixed rule: refine each example until the
+        estimated error of its attribution vector is within ``max(rtol * ||attr||, atol)``
+        (2-norms), reusing every evaluation; excludes ``method`` and ``n_steps``.
+    max_evals : int
+        With ``rtol``: at most this many gradient evaluations per example; examples that
+        run out are reported (``converged``) and warned about.
     batch_size : int, optional
         Interpolated rows per forward/backward call; ``None`` chooses it automatically.
     forward_args, forward_kwargs
@@ -108,7 +120,11 @@ def integrated_gradients(
         raise ValueError("layer_baseline: given without layer=; pass the layer whose output it replaces")
     if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory < 1):
         raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
-    q = _rule(method, n_steps)
+    if rtol is None:
+        method, n_steps = method or "gausslegendre", 50 if n_steps is None else n_steps
+        q = _rule(method, n_steps)
+    else:
+        _check_tolerance(rtol, atol, max_evals, method, n_steps)
     xs, was_tuple = C.as_tensor_tuple(inputs, integer_ok=layer is not None)
     baselines = C.broadcast_baselines(baseline, xs, was_tuple)
     if not isinstance(forward_args, (tuple, list)):
@@ -123,22 +139,45 @@ def integrated_gradients(
                  tuple(forward_args), dict(forward_kwargs or {}))
     with ModelGuard(model), torch.enable_grad():
         path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
-        acc, used = path.integrate(q.nodes, q.weights, batch_size, max_memory)
+        if rtol is None:
+            acc, trace = path.integrate(q.nodes, q.weights, batch_size, max_memory)
+            alphas = torch.tensor(q.nodes, dtype=path.dtype).expand(path.batch, -1)
+            n_evals = torch.full((path.batch,), q.n, dtype=torch.int64)
+            extra = {}
+        else:
+            path.plan(batch_size, max_memory, 5 * path.batch)
+            acc, n_evals, error, converged, (alphas, *trace) = integrate_adaptive(path, rtol, atol, max_evals)
+            extra = {"error": error, "converged": converged}
     attrs = tuple(d * a for d, a in zip(path.diffs, acc))
     total = sum(a.flatten(1).sum(1, dtype=torch.float64) for a in attrs)
     delta = (total - (path.f_x.double() - path.f_baseline.double())).to(path.f_x.dtype)
-    batch = xs[0].shape[0]
     settings = {
-        "method": method, "n_steps": int(n_steps), "target": path.target.describe(),
-        "baseline": _describe_baseline(baseline if layer_baseline is None else layer_baseline), "layer": _layer_name(model, layer),
-        "batch_size": batch_size if batch_size is not None else f"auto ({used} rows)",
+        "method": "adaptive" if rtol is not None else method, "n_steps": n_steps,
+        "rtol": rtol, "atol": atol if rtol is not None else None, "max_evals": max_evals if rtol is not None else None,
+        "target": path.target.describe(),
+        "baseline": _describe_baseline(baseline if layer_baseline is None else layer_baseline),
+        "layer": _layer_name(model, layer),
+        "batch_size": batch_size if batch_size is not None else f"auto ({path.rows} rows)",
         "dtype": str(xs[0].dtype if layer is None else path.model_dtype).replace("torch.", ""),
     }
     return Attribution(
         attributions=attrs if (was_tuple and layer is None) else attrs[0],
-        delta=delta, f_x=path.f_x, f_baseline=path.f_baseline,
-        n_evals=torch.full((batch,), q.n, dtype=torch.int64), settings=settings,
+        delta=delta, f_x=path.f_x, f_baseline=path.f_baseline, n_evals=n_evals, settings=settings,
+        path_alphas=alphas.to(path.dtype).cpu(), path_values=trace[0].cpu(), path_slopes=trace[1].cpu(), **extra,
     )
+
+
+def _check_tolerance(rtol, atol, max_evals, method, n_steps) -> None:
+    if method is not None or n_steps is not None:
+        raise ValueError(f"rtol: error-controlled integration chooses its own points; drop method={method!r} "
+                         f"and n_steps={n_steps!r}, or drop rtol")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}: expected a finite number >= 0; got {v!r}")
+    if rtol == 0 and atol == 0:
+        raise ValueError("rtol: rtol=0 with atol=0 can never be met; give a positive rtol or atol")
+    if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 5:
+        raise ValueError(f"max_evals: expected an int >= 5 (one panel has 5 points); got {max_evals!r}")
 
 
 class _Path:
@@ -205,8 +244,22 @@ class _Path:
         return torch.cat(values), (torch.cat(acts) if acts else None)
 
     # ---------------------------------------------------------------- gradients
-    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Gradients of the target scalar at interpolated points ``zs`` (rows of ``example``)."""
+    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor):
+        """Target values and their gradients at interpolated points ``zs`` (rows of ``example``).
+
+        The first block of an automatically chunked run is measured: the bytes autograd saves
+        per row decide the rows per block from then on (``self.rows``).
+        """
+        if self.measure:
+            saved = _SavedBytes(self.exclude)
+            with saved:
+                out = self._gradients(zs, example)
+            per_row = max(saved.bytes / example.shape[0], 1.0)
+            self.rows, self.measure = max(1, int(min(_TARGET_SAVED_BYTES, self.max_memory) // per_row)), False
+            return out
+        return self._gradients(zs, example)
+
+    def _gradients(self, zs, example):
         zs = tuple(z.to(self.model_dtype).requires_grad_(True) for z in zs)
         args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, example)
         if self.layer is None:
@@ -227,41 +280,64 @@ class _Path:
         grads = tuple(torch.zeros_like(z) if g is None else g for g, z in zip(grads, zs))
         for i, g in enumerate(grads):
             C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
-        return grads
+        return s.detach(), grads
+
+    def plan(self, batch_size: int | None, max_memory: int | None, total_rows: int) -> None:
+        """Rows per block: given, or a probe block's worth until the probe is measured."""
+        self.max_memory = max_memory or _TARGET_SAVED_BYTES
+        row_bytes = sum(d[:1].numel() * d.element_size() for d in self.diffs)
+        self.rows = batch_size or max(1, min(total_rows, _PROBE_BYTES // max(row_bytes, 1)))
+        self.measure = batch_size is None and self.rows < total_rows
+
+    def evaluate(self, example: torch.Tensor, alphas: torch.Tensor):
+        """Target values (N,) and flattened gradients (N, F) at arbitrary (example, alpha) rows."""
+        values, grads = [], []
+        lo = 0
+        while lo < example.shape[0]:
+            e, a = example[lo:lo + self.rows], alphas[lo:lo + self.rows]
+            lo += e.shape[0]
+            zs = tuple(st.index_select(0, e) + a.view(-1, *[1] * (st.dim() - 1)) * d.index_select(0, e)
+                       for st, d in zip(self.starts, self.diffs))
+            s, g = self.gradients(zs, e)
+            values.append(s.to(self.dtype))
+            grads.append(torch.cat([t.to(self.dtype).flatten(1) for t in g], 1))
+        return torch.cat(values), torch.cat(grads)
 
     def integrate(self, nodes, weights, batch_size: int | None, max_memory: int | None):
-        """Weighted sum of gradients per example; returns (sums, rows per block used)."""
+        """Weighted sum of gradients per example, and the path trace (values, slopes)."""
         n = len(nodes)
         dev = self.starts[0].device
         alphas = torch.tensor(nodes, dtype=self.dtype, device=dev)
         w = torch.tensor(weights, dtype=self.dtype, device=dev)
         acc = tuple(torch.zeros_like(d) for d in self.diffs)
-        total_rows = self.batch * n
-        row_bytes = sum(d[:1].numel() * d.element_size() for d in self.diffs)
-        rows = batch_size or max(1, min(total_rows, _PROBE_BYTES // max(row_bytes, 1)))
-        measure = batch_size is None and rows < total_rows
+        trace = torch.empty(2, self.batch, n, dtype=self.dtype, device=dev)  # F(path), dF/dalpha
+        self.plan(batch_size, max_memory, self.batch * n)
         pos = (0, 0)
         while pos[0] < self.batch:
+            rows = self.rows
             for e0, e1, k0, k1 in _blocks(self.batch, n, rows, *pos):
-                saved = _SavedBytes(self.exclude) if measure else contextlib.nullcontext()
-                with saved:
-                    self._block(e0, e1, alphas[k0:k1], w[k0:k1], acc)
+                self._block(e0, e1, k0, k1, alphas, w, acc, trace)
                 pos = (e1, 0) if k1 == n else (e0, k1)
-                if measure:
-                    per_row = max(saved.bytes / ((e1 - e0) * (k1 - k0)), 1.0)
-                    budget = min(_TARGET_SAVED_BYTES, max_memory or _TARGET_SAVED_BYTES)
-                    rows, measure = max(1, int(budget // per_row)), False
+                if self.rows != rows:  # the probe was measured: re-plan the remaining blocks
                     break
-        return acc, rows
+        return acc, trace
 
-    def _block(self, e0, e1, alphas, w, acc) -> None:
-        E, K = e1 - e0, alphas.shape[0]
-        zs = tuple((s[e0:e1].unsqueeze(1) + alphas.view(1, K, *[1] * (s.dim() - 1)) * d[e0:e1].unsqueeze(1))
-                   .reshape(E * K, *s.shape[1:]) for s, d in zip(self.starts, self.diffs))
+    def _block(self, e0, e1, k0, k1, alphas, w, acc, trace) -> None:
+        E, K = e1 - e0, k1 - k0
+        a_blk, w_blk = alphas[k0:k1], w[k0:k1]
+        zs = tuple((st[e0:e1].unsqueeze(1) + a_blk.view(1, K, *[1] * (st.dim() - 1)) * d[e0:e1].unsqueeze(1))
+                   .reshape(E * K, *st.shape[1:]) for st, d in zip(self.starts, self.diffs))
         example = torch.arange(e0, e1, device=alphas.device).repeat_interleave(K)
-        for a, g in zip(acc, self.gradients(zs, example)):
+        values, grads = self.gradients(zs, example)
+        trace[0, e0:e1, k0:k1] = values.to(self.dtype).view(E, K)
+        slope = trace[1, e0:e1, k0:k1]
+        slope.zero_()
+        for a, d, g in zip(acc, self.diffs, grads):
+            g = g.to(self.dtype).reshape(E, K, -1)
             # (K,) @ (E, K, F) -> (E, F): the weighted sum over this block's steps
-            a[e0:e1] += torch.matmul(w, g.to(self.dtype).reshape(E, K, -1)).view_as(a[e0:e1])
+            a[e0:e1] += torch.matmul(w_blk, g).view_as(a[e0:e1])
+            # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
+            slope += torch.matmul(g, d[e0:e1].reshape(E, -1, 1)).squeeze(-1)
 
 
 def _blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterator[tuple[int, int, int, int]]:

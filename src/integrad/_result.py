@@ -37,6 +37,10 @@ class Attribution:
         Estimated error of the attribution vector (error-controlled mode only).
     converged : Tensor of bool, shape (batch,), optional
         Whether the requested tolerance was met (error-controlled mode only).
+    path_alphas, path_values, path_slopes : Tensor, shape (batch, m), optional
+        Where the gradient was evaluated along the path, ``F`` there, and the slope
+        ``dF/dalpha = grad F . (x - x')`` (NaN-padded when examples used different counts);
+        kept from the evaluations already made, for convergence plots and saturation checks.
     """
 
     attributions: torch.Tensor | tuple[torch.Tensor, ...]
@@ -47,6 +51,11 @@ class Attribution:
     settings: Mapping[str, Any] = field(default_factory=dict)
     error: torch.Tensor | None = None
     converged: torch.Tensor | None = None
+    path_alphas: torch.Tensor | None = None
+    path_values: torch.Tensor | None = None
+    path_slopes: torch.Tensor | None = None
+
+    _OPTIONAL = ("error", "converged", "path_alphas", "path_values", "path_slopes")
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -73,10 +82,7 @@ class Attribution:
         tensors = {f"attributions.{i}": a for i, a in enumerate(self.attributions_tuple)}
         tensors |= {"delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
                     "n_evals": self.n_evals}
-        if self.error is not None:
-            tensors["error"] = self.error
-        if self.converged is not None:
-            tensors["converged"] = self.converged
+        tensors |= {k: getattr(self, k) for k in self._OPTIONAL if getattr(self, k) is not None}
         meta = {
             "format": _FORMAT,
             "tuple": json.dumps(isinstance(self.attributions, tuple)),
@@ -100,7 +106,7 @@ class Attribution:
         return cls(
             attributions=attrs if json.loads(meta["tuple"]) else attrs[0],
             delta=t["delta"], f_x=t["f_x"], f_baseline=t["f_baseline"], n_evals=t["n_evals"],
-            settings=json.loads(meta["settings"]), error=t.get("error"), converged=t.get("converged"),
+            settings=json.loads(meta["settings"]), **{k: t.get(k) for k in cls._OPTIONAL},
         )
 
     # ------------------------------------------------------------------ display
@@ -110,7 +116,7 @@ class Attribution:
         rel = self.relative_delta
         rel = rel[torch.isfinite(rel)]
         rows = [
-            ("method", f"{s.get('method')} ({s.get('n_steps')} steps)" if "n_steps" in s else str(s.get("method"))),
+            ("method", f"{s.get('method')} ({s.get('n_steps')} steps)" if s.get("n_steps") else str(s.get("method"))),
             ("attributions", shapes + (f" at layer {s['layer']}" if s.get("layer") else "")),
             ("target", str(s.get("target"))),
             ("F(x)", _fmt(self.f_x)),
@@ -121,7 +127,8 @@ class Attribution:
              f"({int(self.n_evals.min())}-{int(self.n_evals.max())} per example)"),
         ]
         if self.converged is not None:
-            rows.append(("tolerance met", f"{int(self.converged.sum())} of {self.converged.numel()} examples"))
+            rows.append(("tolerance met", f"{int(self.converged.sum())} of {self.converged.numel()} examples "
+                         f"(estimated relative error up to {self.error.max().item():.2g}, rtol={s.get('rtol')})"))
         return rows
 
     def __repr__(self) -> str:
