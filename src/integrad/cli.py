@@ -92,6 +92,11 @@ def demo(
     console.print(f"wrote {out.resolve()}")
 
 
+from ._cli_tabular import tabular  # noqa: E402  (light: heavy imports happen inside the command)
+
+explain_app.command("tabular")(tabular)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
