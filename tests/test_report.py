@@ -48,3 +48,18 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert [m for m in state["console"] if m["level"] in ("SEVERE", "WARNING")] == []
     assert not [r for r in state["resources"] if not r.startswith("data:")]
     assert state["svgs"] == 1 and (tmp_path / "report.png").stat().st_size > 1000
+
+
+def test_demo_report_renders_in_headless_chromium(tmp_path):
+    # The real demo: embedded models, one self-contained page, checked in a real browser.
+    need_browser()
+    from integrad._demo import build
+
+    page = build(tmp_path / "demo.html", lambda *a, **k: None)
+    text = page.read_text(encoding="utf-8")
+    assert "http" not in text.replace("http-equiv", "")
+    state = render(page, tmp_path / "demo.png", tmp_path / "profile")
+    assert len(state["images"]) >= 1 and all(ok and width > 0 for ok, width, _ in state["images"]), state["images"]
+    assert [m for m in state["console"] if m["level"] in ("SEVERE", "WARNING")] == []
+    assert not [r for r in state["resources"] if not r.startswith("data:")]
+    assert state["svgs"] >= 2  # a convergence plot per section that has one

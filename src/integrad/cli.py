@@ -16,13 +16,6 @@ explain_app = typer.Typer(help="Explain one prediction of a model.", no_args_is_
 app.add_typer(explain_app, name="explain")
 console = Console()
 
-DEMO_TEXTS = [
-    "I love you, but I also kind of dislike you",
-    "A wonderful, moving film with a brilliant cast.",
-    "The plot was dull and the acting was even worse.",
-]
-
-
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -72,24 +65,12 @@ def _write(ex, html: Optional[Path], json_path: Optional[Path]) -> None:
 def demo(
     out: Path = typer.Option(Path("integrad-demo.html"), "--out", help="Where to write the HTML report."),
 ) -> None:
-    """The classic sentiment example on the embedded model, printed and written as HTML."""
-    from .text import explain_text, load_text_model
-    from .viz import text_html_page
+    """Explain real models (sentiment, image, credit), print the results and write one HTML report."""
+    from ._demo import build
 
     start = time.perf_counter()
-    model, tok = load_text_model()
-    console.print(f"[dim]loaded the embedded sentiment model (MiniLM-L6 + IMDB head) in "
-                  f"{time.perf_counter() - start:.1f} s[/]")
-    start = time.perf_counter()
-    explanations = explain_text(model, tok, DEMO_TEXTS)
-    console.print(f"[dim]Integrated Gradients for {len(DEMO_TEXTS)} texts (50 Gauss-Legendre steps, PAD "
-                  f"baseline, word embeddings) in {time.perf_counter() - start:.1f} s[/]\n")
-    for ex in explanations:
-        console.print(ex)
-        console.print()
-    out.write_text(text_html_page(explanations, title="integrad demo: why the sentiment model decided"),
-                   encoding="utf-8")
-    console.print(f"wrote {out.resolve()}")
+    path = build(out, console.print)
+    console.print(f"\nwrote the report {path.resolve()} ({time.perf_counter() - start:.0f} s in all)")
 
 
 from ._cli_tabular import tabular  # noqa: E402  (light: heavy imports happen inside the command)
