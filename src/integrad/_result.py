@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["Attribution"]
+__all__ = ["Attribution", "OneExample"]
 
 _FORMAT = "integrad.Attribution/1"
 
@@ -144,3 +144,25 @@ class Attribution:
 def _fmt(t: torch.Tensor, k: int = 4) -> str:
     vals = ", ".join(f"{v:.4g}" for v in t.flatten()[:k].tolist())
     return f"[{vals}{', ...' if t.numel() > k else ''}]"
+
+
+class OneExample:
+    """Scalar views of a one-example ``result`` for the domain explanations (text, image, row).
+
+    Mixed into their frozen dataclasses, which hold the :class:`Attribution` as ``result``.
+    """
+
+    result: Attribution
+
+    @property
+    def f_x(self) -> float:
+        return float(self.result.f_x[0])
+
+    @property
+    def f_baseline(self) -> float:
+        return float(self.result.f_baseline[0])
+
+    @property
+    def delta(self) -> float:
+        """Completeness gap: sum of attributions - (F(x) - F(baseline))."""
+        return float(self.result.delta[0])

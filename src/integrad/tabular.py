@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ._engine import integrated_gradients
-from ._result import Attribution
+from ._result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
 __all__ = ["Reason", "ReasonCodes", "explain_row", "load_tabular_model", "BASELINES"]
@@ -72,7 +72,7 @@ class Reason:
 
 
 @dataclass(frozen=True, eq=False)
-class ReasonCodes:
+class ReasonCodes(OneExample):
     """Why a tabular model scored one row as it did.
 
     Attributes
@@ -107,18 +107,8 @@ class ReasonCodes:
     result: Attribution = field(repr=False)
     feature_names: tuple[str, ...] = field(repr=False, default=())
 
-    @property
-    def f_x(self) -> float:
-        return float(self.result.f_x[0])
 
-    @property
-    def f_baseline(self) -> float:
-        return float(self.result.f_baseline[0])
 
-    @property
-    def delta(self) -> float:
-        """Completeness gap: sum of attributions - (F(x) - F(baseline))."""
-        return float(self.result.delta[0])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from ._engine import integrated_gradients
-from ._result import Attribution
+from ._result import Attribution, OneExample
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
 
@@ -37,7 +37,7 @@ class Span:
 
 
 @dataclass(frozen=True, eq=False)
-class TextExplanation:
+class TextExplanation(OneExample):
     """Why a text classifier said what it said, token by token and word by word.
 
     Attributes
@@ -67,17 +67,8 @@ class TextExplanation:
     def special_tokens(self) -> list[Span]:
         return [t for t in self.tokens if t.special]
 
-    @property
-    def delta(self) -> float:
-        return float(self.result.delta[0])
 
-    @property
-    def f_x(self) -> float:
-        return float(self.result.f_x[0])
 
-    @property
-    def f_baseline(self) -> float:
-        return float(self.result.f_baseline[0])
 
     def to_dict(self) -> dict[str, Any]:
         span = lambda s: {"text": s.text, "attribution": s.attribution}
