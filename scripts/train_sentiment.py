@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--tune-layers", type=int, default=2, help="top encoder layers to fine-tune")
     parser.add_argument("--head-hidden", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr-encoder", type=float, default=1e-4)
     parser.add_argument("--lr-head", type=float, default=1e-3)
@@ -219,7 +219,7 @@ def train(model, cache, labels: torch.Tensor, n_frozen: int, args) -> None:
             scheduler.step()
             seen += len(indices)
             correct += int((logits.argmax(-1) == target).sum())
-            loss_sum += float(loss) * len(indices)
+            loss_sum += loss.item() * len(indices)
             if step % 25 == 0:
                 print(f"  epoch {epoch} step {step}/{steps_per_epoch} loss {loss_sum / seen:.4f} "
                       f"train acc {correct / seen:.4f} ({time.time() - start:.0f}s)", flush=True)

@@ -107,9 +107,6 @@ class ReasonCodes(OneExample):
     result: Attribution = field(repr=False)
     feature_names: tuple[str, ...] = field(repr=False, default=())
 
-
-
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         item = lambda r: {"feature": r.feature, "value": r.value, "attribution": r.attribution}

@@ -67,9 +67,6 @@ class TextExplanation(OneExample):
     def special_tokens(self) -> list[Span]:
         return [t for t in self.tokens if t.special]
 
-
-
-
     def to_dict(self) -> dict[str, Any]:
         span = lambda s: {"text": s.text, "attribution": s.attribution}
         return {

@@ -168,7 +168,9 @@ def build_classifier(head_hidden: int = 128, dropout: float = 0.1) -> SentimentC
     """
     from transformers import BertModel
 
-    bert = BertModel.from_pretrained(str(encoder_path()), local_files_only=True, add_pooling_layer=False)
+    # The [CLS] pooler is kept (though unused) because the checkpoint has its weights;
+    # dropping it makes transformers print a load report about unexpected keys.
+    bert = BertModel.from_pretrained(str(encoder_path()), local_files_only=True)
     return SentimentClassifier(bert, head_hidden=head_hidden, dropout=dropout)
 
 
