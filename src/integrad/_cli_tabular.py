@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+from ._console import console, fail
+
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -57,10 +57,10 @@ def tabular(
         codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
                             target=target, method=method, n_steps=n_steps, seed=seed)
     except _Bad as err:
-        _fail(str(err))
+        fail(str(err))
     except (ValueError, TypeError, IndexError, KeyError, ImportError, OSError, RuntimeError) as err:
         # RuntimeError: a user's model failing on the encoded row (say, a width mismatch)
-        _fail(str(err) if not isinstance(err, KeyError) else f"missing key {err}")
+        fail(str(err) if not isinstance(err, KeyError) else f"missing key {err}")
     _print(codes, note)
     if json_path:
         json_path.write_text(json.dumps(codes.to_dict(), indent=2), encoding="utf-8")
@@ -69,13 +69,9 @@ def tabular(
         try:
             codes.to_png(png)
         except ImportError:
-            _fail("--png: drawing needs matplotlib; pip install 'integrad[viz]'")
+            fail("--png: drawing needs matplotlib; pip install 'integrad[viz]'")
         console.print(f"wrote {png}")
 
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _resolve(dataset: Optional[str], model: Optional[str], data: Optional[Path], row: int):

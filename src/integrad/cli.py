@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import console, fail
 
 app = typer.Typer(help="Integrated Gradients: explain a model's predictions.", no_args_is_help=True,
                   add_completion=False)
 explain_app = typer.Typer(help="Explain one prediction of a model.", no_args_is_help=True)
 app.add_typer(explain_app, name="explain")
-console = Console()
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _int_or_str(value: Optional[str]):
@@ -47,7 +43,7 @@ def explain_text_cmd(
         ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
                           n_steps=n_steps, method=method)
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
-        _fail(str(err))
+        fail(str(err))
     console.print(ex)
     _write(ex, html, json_path)
 
@@ -73,8 +69,10 @@ def demo(
     console.print(f"\nwrote the report {path.resolve()} ({time.perf_counter() - start:.0f} s in all)")
 
 
-from ._cli_tabular import tabular  # noqa: E402  (light: heavy imports happen inside the command)
+from ._cli_image import image  # noqa: E402  (light: heavy imports happen inside the commands)
+from ._cli_tabular import tabular  # noqa: E402
 
+explain_app.command("image")(image)
 explain_app.command("tabular")(tabular)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -91,13 +90,12 @@ def convergence_svg(curve: Sequence[tuple[int, float]], change: float, width: in
 
 
 def png_data_uri(image: Any) -> str:
-    """A ``data:image/png;base64,...`` URI for an RGB uint8 array (H, W, 3) or a PIL image."""
-    from PIL import Image
+    """A ``data:image/png;base64,...`` URI for PNG bytes or an RGB uint8 array (H, W, 3)."""
+    if not isinstance(image, (bytes, bytearray)):
+        from .viz._image import png_bytes
 
-    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        image = png_bytes(image)
+    return "data:image/png;base64," + base64.b64encode(bytes(image)).decode("ascii")
 
 
 _CSS = """
