@@ -1,5 +1,34 @@
-"""Pretrained models bundled with integrad (loaded offline, never trained on import)."""
+"""Pretrained models bundled with integrad (loaded offline, never trained on import).
 
-from ._sentiment import SentimentClassifier, load_sentiment_model
+- ``load_sentiment_model()``: MiniLM-L6 encoder + a head trained here on IMDB reviews.
+- ``load_imagenet_model()``, ``load_sample(name)``: EfficientNet-Lite0 (ImageNet) and skimage photos.
+- ``load_mnist_model()``, ``load_mnist_digits(n)``: a small MNIST CNN and real digits.
+- ``load_tabular_model(name)``: MLPs trained here on German credit and breast cancer.
 
-__all__ = ["SentimentClassifier", "load_sentiment_model"]
+Each loader imports what it needs when called; importing this package loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "SentimentClassifier": "._sentiment", "load_sentiment_model": "._sentiment",
+    "ImageNetClassifier": "._imagenet", "load_imagenet_model": "._imagenet", "load_sample": "._imagenet",
+    "MNISTClassifier": "._mnist", "load_mnist_model": "._mnist", "load_mnist_digits": "._mnist",
+    "TabularModel": "._tabular", "load_tabular_model": "._tabular",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'integrad.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,10 +1,16 @@
-"""Seeing attributions: HTML pages and terminal output (arrays and strings first).
+"""Seeing attributions: HTML pages, terminal output and image heatmaps (arrays and strings first).
 
 Drawing libraries are imported inside the functions that need them, never at import.
 """
 
+from ._image import normalize as normalize
+from ._image import overlay as overlay
+from ._image import pixel_map as pixel_map
+from ._image import plot_baselines as plot_baselines
+from ._image import plot_overlay as plot_overlay
 from ._text import text_html_fragment as text_html_fragment
 from ._text import text_html_page as text_html_page
 from ._text import text_rich as text_rich
 
-__all__ = ["text_html_fragment", "text_html_page", "text_rich"]
+__all__ = ["normalize", "overlay", "pixel_map", "plot_baselines", "plot_overlay", "text_html_fragment",
+           "text_html_page", "text_rich"]
