@@ -179,3 +179,16 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
 
     r = CliRunner().invoke(app, ["explain", "text", "good", "--model", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "is not a directory" in r.output and "Traceback" not in r.output
+
+
+def test_classic_example_on_the_embedded_model():
+    # The acceptance: "love" is the most positive word, "dislike" the most negative,
+    # and the completeness gap is within 1% of F(x) - F(baseline).
+    from integrad.models import load_sentiment_model
+
+    model, tok = load_sentiment_model()
+    ex = explain_text(model, tok, "I love you, but I also kind of dislike you")
+    ranked = sorted(ex.words, key=lambda w: w.attribution)
+    assert ranked[-1].text == "love" and ranked[0].text == "dislike"
+    assert abs(ex.delta) <= 0.01 * abs(ex.f_x - ex.f_baseline)
+    assert ex.label == "POSITIVE" and ex.target == "POSITIVE"
