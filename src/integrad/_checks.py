@@ -19,6 +19,11 @@ def shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
+def _per_example(t: torch.Tensor) -> str:
+    """A model output's shape with its rows (interpolated points, not user examples) as 'batch'."""
+    return "(" + ", ".join(["batch", *(str(s) for s in t.shape[1:])]) + ")"
+
+
 def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tensor, ...], bool]:
     """Normalise ``inputs`` to a tuple of batch-first tensors with one shared batch size."""
     was_tuple = isinstance(inputs, (tuple, list))
@@ -179,11 +184,11 @@ class Target:
                 return out
             if out.dim() == 2 and out.shape[1] == 1:
                 return out[:, 0]
-            raise ValueError(f"target: the model output has shape {shape(out)}; with target=None it must be "
+            raise ValueError(f"target: the model output has shape {_per_example(out)}; with target=None it must be "
                              "(batch,) or (batch, 1). Pass target=<class index>, one per example, or a callable")
         if out.dim() != 2:
             raise ValueError(f"target: an integer target needs a model output of shape (batch, classes); got "
-                             f"{shape(out)} (pass a callable target for other shapes)")
+                             f"{_per_example(out)} (pass a callable target for other shapes)")
         n_classes = out.shape[1]
         if self.index is not None:
             if not 0 <= self.index < n_classes:

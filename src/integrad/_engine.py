@@ -8,7 +8,7 @@ memory autograd saves per row, unless ``batch_size`` is given.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 from typing import Any, Callable, Iterator, Sequence
 
@@ -138,10 +138,14 @@ def integrated_gradients(
     path = _Path(model, xs, baselines, layer, C.Target(target, xs[0].shape[0], xs[0].device),
                  tuple(forward_args), dict(forward_kwargs or {}))
     with ModelGuard(model), torch.enable_grad():
-        path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
+        fuse = rtol is None and layer is None
+        if fuse:
+            path._ends()
+        else:
+            path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
         if rtol is None:
-            acc, trace = path.integrate(q.nodes, q.weights, batch_size, max_memory)
-            alphas = torch.tensor(q.nodes, dtype=path.dtype).expand(path.batch, -1)
+            acc, trace = path.integrate(q, batch_size, max_memory, fuse_ends=fuse)
+            alphas = _rule_tensors(q.name, q.n, path.dtype, torch.device("cpu"))[0].expand(path.batch, -1)
             n_evals = torch.full((path.batch,), q.n, dtype=torch.int64)
             extra = {}
         else:
@@ -163,7 +167,7 @@ def integrated_gradients(
     return Attribution(
         attributions=attrs if (was_tuple and layer is None) else attrs[0],
         delta=delta, f_x=path.f_x, f_baseline=path.f_baseline, n_evals=n_evals, settings=settings,
-        path_alphas=alphas.to(path.dtype).cpu(), path_values=trace[0].cpu(), path_slopes=trace[1].cpu(), **extra,
+        path_alphas=alphas, path_values=trace[0].cpu(), path_slopes=trace[1].cpu(), **extra,
     )
 
 
@@ -187,8 +191,12 @@ class _Path:
         self.model, self.xs, self.baselines, self.layer = model, xs, baselines, layer
         self.target, self.fwd_args, self.fwd_kwargs = target, fwd_args, fwd_kwargs
         self.batch = xs[0].shape[0]
-        self.exclude = {t.untyped_storage().data_ptr() for m in ModelGuard(model).modules
-                        for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
+
+    def _exclude(self) -> set[int]:
+        """Storages that are no per-row cost (parameters, buffers), for the memory probe."""
+        mods = self.model.modules() if isinstance(self.model, torch.nn.Module) else ()
+        return {t.untyped_storage().data_ptr() for m in mods
+                for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
 
     # ---------------------------------------------------------------- reference values
     def reference(self, rows: int, layer_baseline: Any = None) -> None:
@@ -203,19 +211,23 @@ class _Path:
             act_b = C.one_baseline(layer_baseline, act_x, "layer_baseline", "the layer's output")
             s_b, _ = self._scan(self.xs, example, rows, replace=act_b)
             s, act = torch.cat([s_x, s_b]), torch.cat([act_x, act_b])
+        self._ends(act)
+        s = _as(s, self.dtype)
+        self.f_x, self.f_baseline = s[:self.batch], s[self.batch:]
+
+    def _ends(self, act: torch.Tensor | None = None) -> None:
+        """Dtypes, path starts and differences, from the inputs or the layer's activations."""
         self.model_dtype = act.dtype if act is not None else self.xs[0].dtype
         self.dtype = torch.float32 if self.model_dtype in (torch.float16, torch.bfloat16) else self.model_dtype
         if not self.dtype.is_floating_point:
             raise TypeError(f"layer: output dtype {self.model_dtype} is not floating point; choose a layer "
                             "whose output can be differentiated (e.g. the embedding, not the ids)")
-        s = s.to(self.dtype)
-        self.f_x, self.f_baseline = s[:self.batch], s[self.batch:]
         if act is not None:
-            act = act.to(self.dtype)
+            act = _as(act, self.dtype)
             ends, starts = (act[:self.batch],), (act[self.batch:],)
         else:
-            ends = tuple(x.to(self.dtype) for x in self.xs)
-            starts = tuple(b.to(self.dtype) for b in self.baselines)
+            ends = tuple(_as(x, self.dtype) for x in self.xs)
+            starts = tuple(_as(b, self.dtype) for b in self.baselines)
         self.starts = starts
         self.diffs = tuple(x - b for x, b in zip(ends, starts))
 
@@ -244,23 +256,23 @@ class _Path:
         return torch.cat(values), (torch.cat(acts) if acts else None)
 
     # ---------------------------------------------------------------- gradients
-    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor):
+    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor, check: bool = True):
         """Target values and their gradients at interpolated points ``zs`` (rows of ``example``).
 
         The first block of an automatically chunked run is measured: the bytes autograd saves
         per row decide the rows per block from then on (``self.rows``).
         """
         if self.measure:
-            saved = _SavedBytes(self.exclude)
+            saved = _SavedBytes(self._exclude())
             with saved:
-                out = self._gradients(zs, example)
+                out = self._gradients(zs, example, check)
             per_row = max(saved.bytes / example.shape[0], 1.0)
             self.rows, self.measure = max(1, int(min(_TARGET_SAVED_BYTES, self.max_memory) // per_row)), False
             return out
-        return self._gradients(zs, example)
+        return self._gradients(zs, example, check)
 
-    def _gradients(self, zs, example):
-        zs = tuple(z.to(self.model_dtype).requires_grad_(True) for z in zs)
+    def _gradients(self, zs, example, check=True):
+        zs = tuple(_as(z, self.model_dtype).requires_grad_(True) for z in zs)
         args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.batch, example)
         if self.layer is None:
             out = self.model(*zs, *args, **kwargs)
@@ -268,7 +280,8 @@ class _Path:
             with LayerTap(self.layer, replace=zs[0]):
                 out = self.model(*(x.index_select(0, example) for x in self.xs), *args, **kwargs)
         s = self.target.select(out, example)
-        C.check_finite(s, "model output", example)
+        if check:
+            C.check_finite(s, "model output", example)
         if not s.requires_grad:
             raise ValueError("model output does not depend on the inputs through differentiable operations "
                              f"(no gradient){' at the layer' if self.layer is not None else ''}; check that "
@@ -278,8 +291,9 @@ class _Path:
             raise ValueError("model output does not depend on the inputs (autograd found no path); check that "
                              "the model uses its inputs")
         grads = tuple(torch.zeros_like(z) if g is None else g for g, z in zip(grads, zs))
-        for i, g in enumerate(grads):
-            C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
+        if check:
+            for i, g in enumerate(grads):
+                C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
         return s.detach(), grads
 
     def plan(self, batch_size: int | None, max_memory: int | None, total_rows: int) -> None:
@@ -299,45 +313,79 @@ class _Path:
             zs = tuple(st.index_select(0, e) + a.view(-1, *[1] * (st.dim() - 1)) * d.index_select(0, e)
                        for st, d in zip(self.starts, self.diffs))
             s, g = self.gradients(zs, e)
-            values.append(s.to(self.dtype))
-            grads.append(torch.cat([t.to(self.dtype).flatten(1) for t in g], 1))
+            values.append(_as(s, self.dtype))
+            grads.append(torch.cat([_as(t, self.dtype).flatten(1) for t in g], 1))
         return torch.cat(values), torch.cat(grads)
 
-    def integrate(self, nodes, weights, batch_size: int | None, max_memory: int | None):
-        """Weighted sum of gradients per example, and the path trace (values, slopes)."""
-        n = len(nodes)
-        dev = self.starts[0].device
-        alphas = torch.tensor(nodes, dtype=self.dtype, device=dev)
-        w = torch.tensor(weights, dtype=self.dtype, device=dev)
+    def integrate(self, q, batch_size: int | None, max_memory: int | None, fuse_ends: bool):
+        """Weighted sum of gradients per example, and the path trace (values, slopes).
+
+        With ``fuse_ends`` the reference values F(x), F(baseline) were not computed yet: when
+        the whole problem fits in one block, they ride along as two extra rows per example
+        (one model call instead of two, which is most of the cost for small models);
+        otherwise they get their own forward pass first.
+        """
+        n, B = q.n, self.batch
+        self.plan(batch_size, max_memory, B * n + (2 * B if fuse_ends else 0))
+        if fuse_ends and (self.measure or self.rows < B * n + 2 * B):
+            self.reference(batch_size or _REFERENCE_ROWS)
+            self.plan(batch_size, max_memory, B * n)
+            fuse_ends = False
+        alphas, w = _rule_tensors(q.name, n, self.dtype, self.starts[0].device)
         acc = tuple(torch.zeros_like(d) for d in self.diffs)
-        trace = torch.empty(2, self.batch, n, dtype=self.dtype, device=dev)  # F(path), dF/dalpha
-        self.plan(batch_size, max_memory, self.batch * n)
+        trace = torch.empty(2, B, n, dtype=self.dtype, device=alphas.device)  # F(path), dF/dalpha
         pos = (0, 0)
-        while pos[0] < self.batch:
+        while pos[0] < B:
             rows = self.rows
-            for e0, e1, k0, k1 in _blocks(self.batch, n, rows, *pos):
-                self._block(e0, e1, k0, k1, alphas, w, acc, trace)
+            for e0, e1, k0, k1 in _blocks(B, n, rows, *pos):
+                self._block(e0, e1, k0, k1, alphas, w, acc, trace, fuse_ends)
                 pos = (e1, 0) if k1 == n else (e0, k1)
                 if self.rows != rows:  # the probe was measured: re-plan the remaining blocks
                     break
+        # Checked once at the end, not per block: a NaN or Inf anywhere reaches these sums.
+        every = torch.arange(B, device=alphas.device)
+        C.check_finite(torch.cat([trace[0], self.f_x[:, None], self.f_baseline[:, None]], 1), "model output", every)
+        for i, a in enumerate(acc):
+            C.check_finite(a, f"gradient w.r.t. inputs[{i}]", every)
         return acc, trace
 
-    def _block(self, e0, e1, k0, k1, alphas, w, acc, trace) -> None:
+    def _block(self, e0, e1, k0, k1, alphas, w, acc, trace, ends=False) -> None:
         E, K = e1 - e0, k1 - k0
         a_blk, w_blk = alphas[k0:k1], w[k0:k1]
         zs = tuple((st[e0:e1].unsqueeze(1) + a_blk.view(1, K, *[1] * (st.dim() - 1)) * d[e0:e1].unsqueeze(1))
                    .reshape(E * K, *st.shape[1:]) for st, d in zip(self.starts, self.diffs))
         example = torch.arange(e0, e1, device=alphas.device).repeat_interleave(K)
-        values, grads = self.gradients(zs, example)
-        trace[0, e0:e1, k0:k1] = values.to(self.dtype).view(E, K)
+        if ends:  # the whole problem in this block: F(x) and F(baseline) as extra rows
+            zs = tuple(torch.cat([z, _as(x, z.dtype), st]) for z, x, st in zip(zs, self.xs, self.starts))
+            every = torch.arange(self.batch, device=alphas.device)
+            example = torch.cat([example, every, every])
+        values, grads = self.gradients(zs, example, check=False)
+        values = _as(values, self.dtype)
+        if ends:
+            P = E * K
+            self.f_x, self.f_baseline = values[P:P + self.batch], values[P + self.batch:]
+            values, grads = values[:P], tuple(g[:P] for g in grads)
+        trace[0, e0:e1, k0:k1] = values.view(E, K)
         slope = trace[1, e0:e1, k0:k1]
         slope.zero_()
         for a, d, g in zip(acc, self.diffs, grads):
-            g = g.to(self.dtype).reshape(E, K, -1)
+            g = _as(g, self.dtype).reshape(E, K, -1)
             # (K,) @ (E, K, F) -> (E, F): the weighted sum over this block's steps
             a[e0:e1] += torch.matmul(w_blk, g).view_as(a[e0:e1])
             # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
             slope += torch.matmul(g, d[e0:e1].reshape(E, -1, 1)).squeeze(-1)
+
+
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, without a call when it already is (small models feel every call)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _rule_tensors(method: str, n: int, dtype: torch.dtype, device: torch.device):
+    """Nodes and weights of a rule as read-only tensors, built once per dtype and device."""
+    q = _rule(method, n)
+    return (torch.tensor(q.nodes, dtype=dtype, device=device), torch.tensor(q.weights, dtype=dtype, device=device))
 
 
 def _blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterator[tuple[int, int, int, int]]:
