@@ -22,12 +22,22 @@ from ._result import Attribution
 
 __all__ = ["integrated_gradients"]
 
-# The first block holds about this many bytes of interpolated points; if more work
-# remains, its measured autograd memory sizes the rest.
+# Block sizes, from the sweep in benchmarks/bench_core.py --sweep-target (docs/benchmarks.md):
+# - problems with at most _SMALL_BYTES of interpolated points run as one block, unmeasured
+#   (per-call overhead is all there is);
+# - otherwise a first block of at most _PROBE_ROWS rows is measured: the bytes autograd
+#   saves per row decide the rest;
+# - rows that are light (at least _MIN_CACHE_ROWS of them fit in _CACHE_BYTES) get blocks
+#   that stay cache-resident: a 30-256-256 MLP ran 1.4x slower in one 6 MiB block than in
+#   0.8 MiB ones;
+# - heavy rows (convolutions, attention) get blocks near _TARGET_SAVED_BYTES: larger ones
+#   fault fresh pages on every block, smaller ones starve the kernels (CNN: 1.7x slower at
+#   1 row, 1.7x at 400 rows, flat from 16 to 100).
+_SMALL_BYTES = 64 << 10
+_PROBE_ROWS = 256
 _PROBE_BYTES = 1 << 20
-# Blocks whose saved activations stay near this size run fastest on CPU: larger ones leave
-# the allocator's cached pool (fresh pages fault on every block), smaller ones pay per-call
-# overhead. Measured in benchmarks/bench_core.py.
+_CACHE_BYTES = 1 << 20
+_MIN_CACHE_ROWS = 256
 _TARGET_SAVED_BYTES = 48 << 20
 _REFERENCE_ROWS = 256
 
@@ -267,7 +277,11 @@ class _Path:
             with saved:
                 out = self._gradients(zs, example, check)
             per_row = max(saved.bytes / example.shape[0], 1.0)
-            self.rows, self.measure = max(1, int(min(_TARGET_SAVED_BYTES, self.max_memory) // per_row)), False
+            rows = _CACHE_BYTES // per_row
+            if rows < _MIN_CACHE_ROWS:
+                rows = _TARGET_SAVED_BYTES // per_row
+            self.rows = max(1, int(min(rows, self.max_memory // per_row)))
+            self.measure = False
             return out
         return self._gradients(zs, example, check)
 
@@ -300,7 +314,12 @@ class _Path:
         """Rows per block: given, or a probe block's worth until the probe is measured."""
         self.max_memory = max_memory or _TARGET_SAVED_BYTES
         row_bytes = sum(d[:1].numel() * d.element_size() for d in self.diffs)
-        self.rows = batch_size or max(1, min(total_rows, _PROBE_BYTES // max(row_bytes, 1)))
+        if batch_size:
+            self.rows = batch_size
+        elif total_rows * row_bytes <= _SMALL_BYTES and max_memory is None:
+            self.rows = total_rows
+        else:
+            self.rows = max(1, min(total_rows, _PROBE_ROWS, _PROBE_BYTES // max(row_bytes, 1)))
         self.measure = batch_size is None and self.rows < total_rows
 
     def evaluate(self, example: torch.Tensor, alphas: torch.Tensor):
