@@ -38,13 +38,37 @@ _SAFETY = 0.5  # refine until the unrefined error is at most this fraction of th
 _JUMP_FACTOR = 2.1
 
 
+# Simpson on a panel (3 points) and on its halves (5 points), per unit width
+_S1 = torch.tensor([1.0, 0.0, 4.0, 0.0, 1.0]) / 6
+_S2 = torch.tensor([1.0, 4.0, 2.0, 4.0, 1.0]) / 12
+
+
 @dataclass(eq=False)
 class _Panel:
     a: float
     b: float
-    points: tuple[int, ...]  # indices of the five gradient rows of this example
-    value: torch.Tensor  # integral of the gradient over the panel, shape (F,)
+    points: tuple[int, ...]  # rows of the five gradients in the shared buffer
     error: float  # norm of the estimated error of the attribution vector over the panel
+
+
+class _Buffer:
+    """Gradients of every evaluated point, all examples together, grown by doubling."""
+
+    def __init__(self, width: int, dtype: torch.dtype, device: torch.device):
+        self.data = torch.empty(64, width, dtype=dtype, device=device)
+        self.n = 0
+
+    def add(self, rows: torch.Tensor) -> range:
+        need = self.n + rows.shape[0]
+        if need > self.data.shape[0]:
+            grown = torch.empty(max(need, 2 * self.data.shape[0]), self.data.shape[1],
+                                dtype=self.data.dtype, device=self.data.device)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:need] = rows
+        out = range(self.n, need)
+        self.n = need
+        return out
 
 
 def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
@@ -56,70 +80,85 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
     """
     B = path.batch
     diff = torch.cat([d.flatten(1) for d in path.diffs], 1)  # (B, F)
-    grads: list[list[torch.Tensor]] = [[] for _ in range(B)]
-    alphas: list[list[float]] = [[] for _ in range(B)]
-    values: list[list[float]] = [[] for _ in range(B)]
+    buf = _Buffer(diff.shape[1], path.dtype, diff.device)
+    owner: list[int] = []  # example of each buffer row
+    used = [0] * B  # evaluations per example
+    alphas: list[float] = []
+    values: list[float] = []
+    w1, w2 = _S1.to(path.dtype).to(diff.device), _S2.to(path.dtype).to(diff.device)
 
-    def run(requests: list[tuple[int, float]]) -> list[int]:
-        """Evaluate (example, alpha) pairs in one batch; returns each one's row index."""
+    def run(requests: list[tuple[int, float]]) -> range:
+        """Evaluate (example, alpha) pairs in one batch; returns their buffer rows."""
         example = torch.tensor([e for e, _ in requests], device=diff.device)
         a = torch.tensor([t for _, t in requests], dtype=path.dtype, device=diff.device)
         f, g = path.evaluate(example, a)
-        rows = []
-        for i, (e, t) in enumerate(requests):
-            rows.append(len(grads[e]))
-            grads[e].append(g[i])
-            alphas[e].append(t)
-            values[e].append(float(f[i]))
-        return rows
+        owner.extend(e for e, _ in requests)
+        for e, _ in requests:
+            used[e] += 1
+        alphas.extend(t for _, t in requests)
+        values.extend(f.tolist())
+        return buf.add(g)
 
-    def panel(e: int, a: float, b: float, points: tuple[int, ...]) -> _Panel:
-        g = torch.stack([grads[e][i] for i in points])  # (5, F)
-        h = b - a
-        s1 = h / 6 * (g[0] + 4 * g[2] + g[4])
-        s2 = h / 12 * (g[0] + 4 * g[1] + 2 * g[2] + 4 * g[3] + g[4])
+    def integrals(examples: list[int], panels: list[tuple[float, float, tuple[int, ...]]]):
+        """Values (P, F) and error norms (P,) of many panels at once."""
+        g = buf.data[torch.tensor([p[2] for p in panels], device=diff.device)]  # (P, 5, F)
+        h = torch.tensor([b - a for a, b, _ in panels], dtype=path.dtype, device=diff.device)[:, None]
+        s1, s2 = h * torch.einsum("pkf,k->pf", g, w1), h * torch.einsum("pkf,k->pf", g, w2)
         # Boole's extrapolation for the value. For the error, not Richardson's (S2 - S1)/15,
         # which holds only on smooth panels, but _JUMP_FACTOR * (S2 - S1): that bounds the
         # error for a step anywhere in the panel (the gradient of a ReLU network jumps), and
         # smooth panels lose 64x per split, so the margin costs little there.
-        return _Panel(a, b, points, s2 + (s2 - s1) / 15, _JUMP_FACTOR * float((diff[e] * (s2 - s1)).norm()))
+        err = _JUMP_FACTOR * (diff[torch.tensor(examples, device=diff.device)] * (s2 - s1)).norm(dim=1)
+        return s2 + (s2 - s1) / 15, err.tolist()
 
     first = run([(e, t) for e in range(B) for t in _OFFSETS])
-    panels = [[panel(e, 0.0, 1.0, tuple(first[5 * e:5 * e + 5]))] for e in range(B)]
+    specs = [(0.0, 1.0, tuple(first[5 * e:5 * e + 5])) for e in range(B)]
+    value, err = integrals(list(range(B)), specs)
+    total = value.clone()  # (B, F): running sum of each example's panel values
+    panels = [[_Panel(*specs[e], err[e])] for e in range(B)]
     active = set(range(B))
     converged = torch.zeros(B, dtype=torch.bool)
     rel_error = torch.zeros(B, dtype=torch.float64)
     while active:
+        norms = (diff * total).norm(dim=1).tolist()
         requests, splits = [], []
         for e in sorted(active):
-            total = torch.stack([p.value for p in panels[e]]).sum(0)
-            norm = float((diff[e] * total).norm())
-            tol = max(rtol * norm, atol)
-            err = _combine([p.error for p in panels[e]])
-            rel_error[e] = err / norm if norm > 0 else (0.0 if err == 0 else math.inf)
-            if err <= tol:
+            tol = max(rtol * norms[e], atol)
+            est = _combine([p.error for p in panels[e]])
+            rel_error[e] = est / norms[e] if norms[e] > 0 else (0.0 if est == 0 else math.inf)
+            if est <= tol:
                 converged[e] = True
                 active.discard(e)
                 continue
-            budget = (max_evals - len(grads[e])) // 4
+            budget = (max_evals - used[e]) // 4
             if budget < 1:
                 active.discard(e)
                 continue
             chosen = _choose(panels[e], tol, budget)
             for p in chosen:
                 h = p.b - p.a
-                new = [p.a + h / 8, p.a + 3 * h / 8, p.a + 5 * h / 8, p.a + 7 * h / 8]
                 splits.append((e, p, len(requests)))
-                requests.extend((e, t) for t in new)
-            panels[e] = [p for p in panels[e] if p not in chosen]
+                requests.extend((e, p.a + h * k / 8) for k in (1, 3, 5, 7))
+            keep = set(map(id, chosen))
+            panels[e] = [p for p in panels[e] if id(p) not in keep]
         if not requests:
             break
         rows = run(requests)
+        children, owners, parents = [], [], []
         for e, p, at in splits:
             n = rows[at:at + 4]
             i0, i1, i2, i3, i4 = p.points
             m = (p.a + p.b) / 2
-            panels[e] += [panel(e, p.a, m, (i0, n[0], i1, n[1], i2)), panel(e, m, p.b, (i2, n[2], i3, n[3], i4))]
+            children += [(p.a, m, (i0, n[0], i1, n[1], i2)), (m, p.b, (i2, n[2], i3, n[3], i4))]
+            owners += [e, e]
+            parents.append((p.a, p.b, p.points))
+        value, err = integrals(owners, children)
+        old, _ = integrals([e for e, _, _ in splits], parents)
+        own = torch.tensor(owners, device=diff.device)
+        total.index_add_(0, own, value)
+        total.index_add_(0, own[::2], -old)
+        for (a, b, pts), e, r in zip(children, owners, err):
+            panels[e].append(_Panel(a, b, pts, r))
 
     if not converged.all():
         bad = (~converged).nonzero().flatten().tolist()
@@ -127,21 +166,27 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
                       f"max_evals={max_evals} (examples {bad[:10]}, estimated relative errors "
                       f"{[float(f'{rel_error[i]:.2g}') for i in bad[:10]]}); raise max_evals or loosen rtol",
                       stacklevel=3)
-    integral = torch.stack([torch.stack([p.value for p in panels[e]]).sum(0) for e in range(B)])
+    # The result is summed afresh from the final panels: the running totals carry rounding
+    # from every split.
+    final = [(e, (p.a, p.b, p.points)) for e in range(B) for p in panels[e]]
+    value, _ = integrals([e for e, _ in final], [q for _, q in final])
+    integral = torch.zeros_like(diff).index_add_(0, torch.tensor([e for e, _ in final], device=diff.device), value)
     sizes = [d[0].numel() for d in path.diffs]
     acc = tuple(part.reshape(d.shape) for part, d in zip(integral.split(sizes, 1), path.diffs))
-    n_evals = torch.tensor([len(g) for g in grads], dtype=torch.int64)
-    return acc, n_evals, rel_error, converged, _trace(alphas, values, grads, diff)
+    n_evals = torch.bincount(torch.tensor(owner), minlength=B).to(torch.int64)
+    return acc, n_evals, rel_error, converged, _trace(owner, alphas, values, buf.data[:buf.n], diff)
 
 
 def _choose(panels: list[_Panel], tol: float, budget: int) -> list[_Panel]:
     """The panels to split: largest errors first, until the rest fits in the safety margin."""
     order = sorted(panels, key=lambda p: p.error, reverse=True)
+    rest, limit = sum(p.error ** 2 for p in order), (_SAFETY * tol) ** 2  # in quadrature, as _combine
     chosen = []
-    for i, p in enumerate(order):
-        if _combine([q.error for q in order[i:]]) <= _SAFETY * tol or len(chosen) == budget:
+    for p in order:
+        if rest <= limit or len(chosen) == budget:
             break
         chosen.append(p)
+        rest -= p.error ** 2
     return chosen
 
 
@@ -156,16 +201,18 @@ def _combine(errors: list[float]) -> float:
     return math.sqrt(sum(x * x for x in errors))
 
 
-def _trace(alphas, values, grads, diff):
+def _trace(owner, alphas, values, grads, diff):
     """(alphas, F values, slopes dF/dalpha) per example, sorted by alpha, NaN-padded."""
-    B, m = len(alphas), max(len(a) for a in alphas)
+    B = diff.shape[0]
+    own = torch.tensor(owner)
+    m = int(torch.bincount(own, minlength=B).max())
     out = torch.full((3, B, m), math.nan, dtype=diff.dtype)
+    a_all = torch.tensor(alphas, dtype=diff.dtype)
+    v_all = torch.tensor(values, dtype=diff.dtype)
+    slope_all = (grads * diff[own.to(diff.device)]).sum(1).cpu()
     for e in range(B):
-        a = torch.tensor(alphas[e], dtype=diff.dtype)
-        order = a.argsort()
-        slope = torch.stack(grads[e]).to(diff.dtype) @ diff[e].cpu()
-        n = a.numel()
-        out[0, e, :n] = a[order]
-        out[1, e, :n] = torch.tensor(values[e], dtype=diff.dtype)[order]
-        out[2, e, :n] = slope.cpu()[order]
+        rows = (own == e).nonzero().flatten()
+        order = rows[a_all[rows].argsort()]
+        n = order.numel()
+        out[0, e, :n], out[1, e, :n], out[2, e, :n] = a_all[order], v_all[order], slope_all[order]
     return out

@@ -159,7 +159,9 @@ def integrated_gradients(
             n_evals = torch.full((path.batch,), q.n, dtype=torch.int64)
             extra = {}
         else:
-            path.plan(batch_size, max_memory, 5 * path.batch)
+            # sized for what the run may grow to, so the first block is measured, not the
+            # first round (5 points per example) taken as the whole job
+            path.plan(batch_size, max_memory, max_evals * path.batch)
             acc, n_evals, error, converged, (alphas, *trace) = integrate_adaptive(path, rtol, atol, max_evals)
             extra = {"error": error, "converged": converged}
     attrs = tuple(d * a for d, a in zip(path.diffs, acc))
