@@ -94,7 +94,8 @@ def test_baselines(baseline):
         baseline = torch.zeros(16)  # a zero embedding for every position, specials included
     ex = explain_text(model, tok, "good movie", baseline=baseline, n_steps=32)
     assert abs(ex.delta) <= 1e-2 * abs(ex.f_x - ex.f_baseline) + 1e-6
-    assert ex.result.settings["baseline"] is not None
+    assert ex.result.settings["baseline"] == baseline if not isinstance(baseline, torch.Tensor) else \
+        ex.result.settings["baseline"] == "embedding tensor(16,)"
 
 
 def test_html_is_escaped():

@@ -170,7 +170,7 @@ def explain_text(
             words = merge_subwords(tokens)
         out.append(TextExplanation(
             text=text, label=labels[int(probs[b].argmax())], probability=float(probs[b].max()),
-            target=labels[targets[b]], tokens=tokens, words=words, result=_row(res, b)))
+            target=labels[targets[b]], tokens=tokens, words=words, result=_row(res, b, _describe(baseline))))
     return out[0] if isinstance(texts, str) else out
 
 
@@ -323,8 +323,15 @@ def _words_from_offsets(text: str, tokens: list[Span], word_ids: list, offsets: 
     return [Span(text[lo:hi].strip(), s) for lo, hi, s in words]
 
 
-def _row(res: Attribution, b: int) -> Attribution:
+def _describe(baseline: Any) -> Any:
+    """The baseline as the user named it (the engine only sees the token ids it became)."""
+    if isinstance(baseline, torch.Tensor):
+        return f"{'embedding' if baseline.is_floating_point() else 'token id'} tensor{tuple(baseline.shape)}"
+    return baseline
+
+
+def _row(res: Attribution, b: int, baseline: Any) -> Attribution:
     pick = lambda t: t[b:b + 1]
     return Attribution(attributions=pick(res.attributions), delta=pick(res.delta), f_x=pick(res.f_x),
                        f_baseline=pick(res.f_baseline), n_evals=pick(res.n_evals),
-                       settings=dict(res.settings) | {"target": res.settings["target"][b]})
+                       settings=dict(res.settings) | {"target": res.settings["target"][b], "baseline": baseline})

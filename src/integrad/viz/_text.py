@@ -55,6 +55,7 @@ def text_html_fragment(ex: "TextExplanation") -> str:
         f"<b>{html.escape(ex.target)}</b> · F(x) = {ex.f_x:.4f}, F(baseline) = {ex.f_baseline:.4f} · "
         f"{html.escape(_gap(ex))}</div>"
         f"<p class='ig-words'>{' '.join(words)}</p>"
+        f"<div class='ig-meta'>green: pushes toward {html.escape(ex.target)}; red: pushes away from it</div>"
         f"<div class='ig-meta'>{html.escape(str(s.get('method')))}, {s.get('n_steps')} steps, baseline "
         f"{html.escape(str(s.get('baseline')))}, attributed at {html.escape(str(s.get('layer')))}</div>"
         f"<details><summary class='ig-meta'>tokens</summary><table class='ig-tok'>"
