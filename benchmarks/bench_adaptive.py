@@ -40,8 +40,8 @@ and its count is reported as ``> n``.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_adaptive.py                  # full run (~30-40 min, 2 busy cores)
-    .venv/bin/python benchmarks/bench_adaptive.py --quick          # smoke run (~2 min)
+    .venv/bin/python benchmarks/bench_adaptive.py                  # full run (~35 min, 2 busy cores)
+    .venv/bin/python benchmarks/bench_adaptive.py --quick          # smoke run (~1 min)
     .venv/bin/python benchmarks/bench_adaptive.py --out FILE       # also write the Markdown
     .venv/bin/python benchmarks/bench_adaptive.py --models tabular,cnn
 """
@@ -529,10 +529,10 @@ def sweep_rules(p: Problem, grads: PathGradients, ref: torch.Tensor, tight: floa
         # Trapezoid on n equally spaced points; integrad's step is 1/(n-1), Captum's 1/n.
         if active("trapezoid", n) or active("riemann_trapezoid", n):
             inner = grads.integrate(np.linspace(0, 1, n)[1:-1], np.ones(n - 2)) if n > 2 else 0 * g0
-            s = inner + (g0 + g1) / 2
+            trap_sum = inner + (g0 + g1) / 2
             for rule, step in (("trapezoid", 1 / (n - 1)), ("riemann_trapezoid", 1 / n)):
                 if active(rule, n):
-                    record(rule, n, s * step)
+                    record(rule, n, trap_sum * step)
         best = min([best] + [first_n(errors[r], tight) for r in done])
         log(f"  n={n}: {grads.evals - evals0} sweep evals so far; "
             + ", ".join(f"{r} {float(errors[r][n].max()):.1e}" for r, _, _ in RULES if n in errors[r]))
