@@ -152,12 +152,13 @@ def integrated_gradients(
     with ModelGuard(model), torch.enable_grad():
         fuse = rtol is None and layer is None
         if fuse:
-            path._ends()
+            path.set_ends()
         else:
             path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
         if rtol is None:
             acc, trace = path.integrate(q, batch_size, max_memory, fuse_ends=fuse)
-            alphas = _rule_tensors(q.name, q.n, path.dtype, torch.device("cpu"))[0].expand(path.batch, -1)
+            # a copy: the cached rule tensors must never be handed out
+            alphas = _rule_tensors(q.name, q.n, path.dtype, torch.device("cpu"))[0].expand(path.batch, -1).clone()
             n_evals = torch.full((path.batch,), q.n, dtype=torch.int64)
             extra = {}
         else:
@@ -225,11 +226,11 @@ class _Path:
             act_b = C.one_baseline(layer_baseline, act_x, "layer_baseline", "the layer's output")
             s_b, _ = self._scan(self.xs, example, rows, replace=act_b)
             s, act = torch.cat([s_x, s_b]), torch.cat([act_x, act_b])
-        self._ends(act)
+        self.set_ends(act)
         s = _as(s, self.dtype)
         self.f_x, self.f_baseline = s[:self.batch], s[self.batch:]
 
-    def _ends(self, act: torch.Tensor | None = None) -> None:
+    def set_ends(self, act: torch.Tensor | None = None) -> None:
         """Dtypes, path starts and differences, from the inputs or the layer's activations."""
         self.model_dtype = act.dtype if act is not None else self.xs[0].dtype
         self.dtype = torch.float32 if self.model_dtype in (torch.float16, torch.bfloat16) else self.model_dtype
