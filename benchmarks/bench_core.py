@@ -435,7 +435,7 @@ def bench_case(name: str, budget: Budget, memory: bool, log: Callable[[str], Non
         "captum_best": lambda: run_captum(case, explainer, best_ibs),
     }
     warm = time_rounds(fns, budget.warmups)
-    per_round = sum(v[-1] for v in warm.values())
+    per_round = sum(min(v) for v in warm.values())  # min: a stall in warm-up must not cut the rounds
     rounds = repeats_for(per_round, budget.main_s, budget)
     times = time_rounds(fns, rounds)
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
