@@ -42,15 +42,16 @@ def separable_case(seed):
     return f, x, exact
 
 
-def test_error_estimate_bounds_true_error_and_meets_rtol():
+@pytest.mark.parametrize("rtol", [1e-2, RTOL])
+def test_error_estimate_bounds_true_error_and_meets_rtol(rtol):
     bounded = met = 0
     n = 60
     for seed in range(n):
         f, x, exact = separable_case(seed)
-        res = integrad.integrated_gradients(f, x, rtol=RTOL)
+        res = integrad.integrated_gradients(f, x, rtol=rtol)
         true_rel = ((res.attributions[0] - exact).norm() / exact.norm()).item()
         bounded += res.error.item() >= true_rel
-        met += true_rel <= RTOL
+        met += true_rel <= rtol
         assert res.converged.item()
     assert bounded >= 0.95 * n, bounded
     assert met >= 0.95 * n, met
@@ -113,8 +114,13 @@ def test_smooth_network_stops_early():
     net = mlp(3, torch.nn.Tanh)
     x = torch.randn(4, 6, dtype=torch.float64)
     res = integrad.integrated_gradients(net, x, target=0, rtol=1e-3)
-    assert res.converged.all() and res.n_evals.max() <= 50
-    assert (res.delta.abs() <= 1e-3 * (res.f_x - res.f_baseline).abs() + 1e-12).all()
+    assert res.converged.all() and res.n_evals.max() <= 20
+    # the contract is relative to the attribution vector (F(x) - F(x') may be far smaller
+    # when attributions cancel); Gauss-Legendre 200 is exact to rounding on a tanh path
+    ref = integrad.integrated_gradients(net, x, target=0, n_steps=200).attributions
+    true = (res.attributions - ref).norm(dim=1) / ref.norm(dim=1)
+    assert (true <= 1e-3).all() and (res.error >= true).all(), (true, res.error)
+    assert (res.delta.abs() <= 1e-3 * res.attributions.abs().sum(1)).all()
 
 
 def test_max_evals_exhausted_warns_and_reports():

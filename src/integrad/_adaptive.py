@@ -36,6 +36,12 @@ _SAFETY = 0.5  # refine until the unrefined error is at most this fraction of th
 # sup over step positions c in a panel of |Boole value - exact| / |S2 - S1|: 2.067, reached
 # with the step just past the last quarter point (computed on a fine grid of c)
 _JUMP_FACTOR = 2.1
+# The factor is calibrated per panel by its exact scalar error (see _factor): _CALIBRATION
+# times the measured ratio of that error to the scalar S2 - S1, never above _JUMP_FACTOR nor
+# below _MIN_FACTOR, and only where the scalar is not mostly cancellation (_COHERENT).
+_CALIBRATION = 6.0
+_MIN_FACTOR = 0.02
+_COHERENT = 0.7
 
 
 # Simpson on a panel (3 points) and on its halves (5 points), per unit width
@@ -84,7 +90,7 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
     owner: list[int] = []  # example of each buffer row
     used = [0] * B  # evaluations per example
     alphas: list[float] = []
-    values: list[float] = []
+    fvals: list[float] = []  # F at every evaluated point, by buffer row
     w1, w2 = _S1.to(path.dtype).to(diff.device), _S2.to(path.dtype).to(diff.device)
 
     def run(requests: list[tuple[int, float]]) -> range:
@@ -96,20 +102,24 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
         for e, _ in requests:
             used[e] += 1
         alphas.extend(t for _, t in requests)
-        values.extend(f.tolist())
+        fvals.extend(f.tolist())
         return buf.add(g)
 
     def integrals(examples: list[int], panels: list[tuple[float, float, tuple[int, ...]]]):
         """Values (P, F) and error norms (P,) of many panels at once."""
-        g = buf.data[torch.tensor([p[2] for p in panels], device=diff.device)]  # (P, 5, F)
+        pts = torch.tensor([p[2] for p in panels], device=diff.device)
+        g = buf.data[pts]  # (P, 5, F)
         h = torch.tensor([b - a for a, b, _ in panels], dtype=path.dtype, device=diff.device)[:, None]
         s1, s2 = h * torch.einsum("pkf,k->pf", g, w1), h * torch.einsum("pkf,k->pf", g, w2)
-        # Boole's extrapolation for the value. For the error, not Richardson's (S2 - S1)/15,
-        # which holds only on smooth panels, but _JUMP_FACTOR * (S2 - S1): that bounds the
-        # error for a step anywhere in the panel (the gradient of a ReLU network jumps), and
-        # smooth panels lose 64x per split, so the margin costs little there.
-        err = _JUMP_FACTOR * (diff[torch.tensor(examples, device=diff.device)] * (s2 - s1)).norm(dim=1)
-        return s2 + (s2 - s1) / 15, err.tolist()
+        value = s2 + (s2 - s1) / 15  # Boole
+        d = diff[torch.tensor(examples, device=diff.device)]
+        raw = d * (s2 - s1)  # (P, F): the attribution vector's S2 - S1
+        # F at the panel's ends is known from the forward passes, so the scalar error of
+        # Boole's value (the completeness gap over the panel) is exact, not estimated
+        f = torch.tensor(fvals, dtype=path.dtype, device=diff.device)[pts[:, [0, 4]]]
+        gap = ((d * value).sum(1) - (f[:, 1] - f[:, 0])).abs()
+        err = _factor(gap, raw.sum(1), raw.abs().sum(1)) * raw.norm(dim=1)
+        return value, err.tolist()
 
     first = run([(e, t) for e in range(B) for t in _OFFSETS])
     specs = [(0.0, 1.0, tuple(first[5 * e:5 * e + 5])) for e in range(B)]
@@ -174,7 +184,26 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
     sizes = [d[0].numel() for d in path.diffs]
     acc = tuple(part.reshape(d.shape) for part, d in zip(integral.split(sizes, 1), path.diffs))
     n_evals = torch.bincount(torch.tensor(owner), minlength=B).to(torch.int64)
-    return acc, n_evals, rel_error, converged, _trace(owner, alphas, values, buf.data[:buf.n], diff)
+    return acc, n_evals, rel_error, converged, _trace(owner, alphas, fvals, buf.data[:buf.n], diff)
+
+
+def _factor(gap: torch.Tensor, raw_sum: torch.Tensor, raw_l1: torch.Tensor) -> torch.Tensor:
+    """Per panel, the ratio of Boole's error to ``S2 - S1``, calibrated by the scalar truth.
+
+    The attribution vector's error over a panel is unknown, but its sum is not: F at the
+    panel's ends gives the exact completeness gap ``gap`` of Boole's value. Across one jump
+    of the gradient both the error and ``S2 - S1`` are multiples of the jump vector, so the
+    scalar ratio ``gap / |sum(S2 - S1)|`` is the vector's ratio; on smooth panels it is the
+    true (small) ratio of Boole's error to the Simpson difference. It is scaled by
+    ``_CALIBRATION`` for panels where error and difference are not parallel, kept within
+    ``[_MIN_FACTOR, _JUMP_FACTOR]``, and ignored (``_JUMP_FACTOR``) where the scalar
+    ``sum(S2 - S1)`` is less than ``_COHERENT`` of its components' absolute sum: there
+    components of opposite sign cancel, and the scalar says little about the vector.
+    """
+    ratio = (_CALIBRATION * gap / raw_sum.abs()).nan_to_num(nan=_JUMP_FACTOR, posinf=_JUMP_FACTOR)
+    calibrated = ratio.clamp(_MIN_FACTOR, _JUMP_FACTOR)
+    coherent = raw_sum.abs() >= _COHERENT * raw_l1
+    return torch.where(coherent, calibrated, torch.full_like(ratio, _JUMP_FACTOR))
 
 
 def _choose(panels: list[_Panel], tol: float, budget: int) -> list[_Panel]:
