@@ -136,8 +136,12 @@ def output_tensor(out: Any, rows: int) -> torch.Tensor:
 class Target:
     """Picks one scalar per row from the model output, for any kind of ``target=``."""
 
-    def __init__(self, target: Any, batch: int, device: torch.device):
+    def __init__(self, target: Any, batch: int, device: torch.device, head: Callable | None = None):
         self.raw = target
+        if head is not None and not callable(head):
+            raise TypeError(f"head: expected a callable applied to the model output (e.g. lambda out: "
+                            f"out.softmax(-1)); got {type(head).__name__}")
+        self.head = head
         self.per_example: torch.Tensor | None = None
         self.index: int | None = None
         self.fn: Callable | None = None
@@ -167,6 +171,11 @@ class Target:
     def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
         """Scalar per row, shape (rows,); ``example`` maps each row to its example."""
         rows = example.shape[0]
+        if self.head is not None:
+            raw_out = self.head(output_tensor(raw_out, rows))
+            if not isinstance(raw_out, torch.Tensor) or raw_out.dim() == 0 or raw_out.shape[0] != rows:
+                got = shape(raw_out) if isinstance(raw_out, torch.Tensor) else type(raw_out).__name__
+                raise ValueError(f"head: must return a batch-first tensor with {rows} rows; got {got}")
         if self.fn is not None:
             arg = raw_out
             try:

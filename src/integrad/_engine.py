@@ -16,6 +16,7 @@ import torch
 
 from . import _checks as C
 from ._adaptive import integrate_adaptive
+from ._piecewise import integrate_piecewise
 from ._hooks import LayerTap, ModelGuard
 from ._quadrature import rule as _rule
 from ._result import Attribution
@@ -50,6 +51,7 @@ def integrated_gradients(
     *,
     baseline: float | torch.Tensor | Sequence[float | torch.Tensor] = 0.0,
     target: int | Sequence[int] | torch.Tensor | Callable[[Any], torch.Tensor] | None = None,
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None,
     method: str | None = None,
     n_steps: int | None = None,
     rtol: float | None = None,
@@ -81,8 +83,17 @@ def integrated_gradients(
         Which scalar to attribute: None for scalar outputs, a class index, one class per
         example, or a callable mapping the output (its ``.logits`` if it has one) to shape
         ``(rows,)``.
-    method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid"}
-        Fixed quadrature rule (default ``"gausslegendre"``).
+    head : callable, optional
+        Applied to the model output before ``target`` picks a scalar, e.g.
+        ``head=lambda out: out.softmax(-1)`` to attribute class probabilities of a model that
+        returns logits (per-example targets still work). With ``method="piecewise"`` this is
+        where a smooth head belongs.
+    method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid", "piecewise"}
+        Fixed quadrature rule (default ``"gausslegendre"``), or ``"piecewise"``: exact IG for
+        piecewise-linear models (linear maps with relu, leaky_relu, prelu, hardtanh, relu6,
+        clamp or abs; a smooth head such as softmax goes in ``head``). It finds every point
+        where the path crosses a kink and integrates each linear piece exactly, one
+        forward-mode plus backward pass per piece; other models are refused with an error.
     n_steps : int
         Number of quadrature nodes (gradient evaluations per example; default 50).
     rtol, atol : float, optional
@@ -90,8 +101,9 @@ def integrated_gradients(
         estimated error of its attribution vector is within ``max(rtol * ||attr||, atol)``
         (2-norms), reusing every evaluation; excludes ``method`` and ``n_steps``.
     max_evals : int
-        With ``rtol``: at most this many gradient evaluations per example; examples that
-        run out are reported (``converged``) and warned about.
+        With ``rtol``: at most this many gradient evaluations per example; with
+        ``method="piecewise"``: at most this many pieces. Examples that run out are reported
+        (``converged``) and warned about.
     batch_size : int, optional
         Interpolated rows per forward/backward call; ``None`` chooses it automatically.
     forward_args, forward_kwargs
@@ -132,7 +144,10 @@ def integrated_gradients(
         raise ValueError("layer_baseline: given without layer=; pass the layer whose output it replaces")
     if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory < 1):
         raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
-    if rtol is None:
+    piecewise = method == "piecewise"
+    if piecewise:
+        _check_piecewise(rtol, n_steps, max_evals)
+    elif rtol is None:
         method, n_steps = method or "gausslegendre", 50 if n_steps is None else n_steps
         q = _rule(method, n_steps)
     else:
@@ -147,15 +162,19 @@ def integrated_gradients(
     if torch.is_inference_mode_enabled():
         raise RuntimeError("integrated_gradients needs autograd, but torch.inference_mode() is active; "
                            "call it outside that block")
-    path = _Path(model, xs, baselines, layer, C.Target(target, xs[0].shape[0], xs[0].device),
+    path = _Path(model, xs, baselines, layer, C.Target(target, xs[0].shape[0], xs[0].device, head),
                  tuple(forward_args), dict(forward_kwargs or {}))
     with ModelGuard(model), torch.enable_grad():
-        fuse = rtol is None and layer is None
+        fuse = rtol is None and layer is None and not piecewise
         if fuse:
             path.set_ends()
         else:
             path.reference(batch_size or _REFERENCE_ROWS, layer_baseline)
-        if rtol is None:
+        if piecewise:
+            path.plan(batch_size, max_memory, path.batch)
+            acc, n_evals, converged, (alphas, *trace) = integrate_piecewise(path, max_evals)
+            extra = {"converged": converged}
+        elif rtol is None:
             acc, trace = path.integrate(q, batch_size, max_memory, fuse_ends=fuse)
             # a copy: the cached rule tensors must never be handed out
             alphas = _rule_tensors(q.name, q.n, path.dtype, torch.device("cpu"))[0].expand(path.batch, -1).clone()
@@ -172,7 +191,8 @@ def integrated_gradients(
     delta = (total - (path.f_x.double() - path.f_baseline.double())).to(path.f_x.dtype)
     settings = {
         "method": "adaptive" if rtol is not None else method, "n_steps": n_steps,
-        "rtol": rtol, "atol": atol if rtol is not None else None, "max_evals": max_evals if rtol is not None else None,
+        "rtol": rtol, "atol": atol if rtol is not None else None,
+        "max_evals": max_evals if rtol is not None or piecewise else None,
         "target": path.target.describe(),
         "baseline": _describe_baseline(baseline if layer_baseline is None else layer_baseline),
         "layer": _layer_name(model, layer),
@@ -197,6 +217,15 @@ def _check_tolerance(rtol, atol, max_evals, method, n_steps) -> None:
         raise ValueError("rtol: rtol=0 with atol=0 can never be met; give a positive rtol or atol")
     if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 5:
         raise ValueError(f"max_evals: expected an int >= 5 (one panel has 5 points); got {max_evals!r}")
+
+
+def _check_piecewise(rtol, n_steps, max_evals) -> None:
+    if rtol is not None or n_steps is not None:
+        raise ValueError(f"method='piecewise' integrates each linear piece exactly and chooses its own points; drop "
+                         f"rtol={rtol!r} and n_steps={n_steps!r}")
+    if isinstance(max_evals, bool) or not isinstance(max_evals, int) or max_evals < 1:
+        raise ValueError(f"max_evals: expected an int >= 1 (at most this many linear pieces per example); "
+                         f"got {max_evals!r}")
 
 
 class _Path:
