@@ -238,3 +238,14 @@ def test_layer_baseline_in_activation_space():
     ref = integrad.integrated_gradients(lambda e: head(e.mean(1))[:, 0], emb(ids).detach(), baseline=0.0)
     torch.testing.assert_close(res.attributions, ref.attributions)
     torch.testing.assert_close(res.f_baseline, head(torch.zeros(1, 5, dtype=torch.float64))[:, 0].expand(2))
+
+
+def test_head_equals_wrapping_the_model():
+    net = mlp([5, 8, 3])
+    x = torch.randn(4, 5, dtype=torch.float64)
+    wrapped = torch.nn.Sequential(net, torch.nn.Softmax(-1))
+    for kw in ({"n_steps": 16}, {"rtol": 1e-4}):
+        a = integrad.integrated_gradients(net, x, target=[0, 2, 1, 2], head=lambda o: o.softmax(-1), **kw)
+        b = integrad.integrated_gradients(wrapped, x, target=[0, 2, 1, 2], **kw)
+        torch.testing.assert_close(a.attributions, b.attributions, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(a.f_x, b.f_x, rtol=1e-12, atol=1e-15)
