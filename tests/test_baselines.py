@@ -172,6 +172,21 @@ def test_averaged_is_the_mean_of_single_runs():
     assert torch.allclose(res.delta, torch.stack([s.delta for s in singles]).mean(0), atol=1e-14)
 
 
+def test_averaged_with_per_example_targets_extra_arguments_and_rtol():
+    net = mlp([5, 8, 3], act=torch.nn.Tanh)
+    x = images(shape=(3, 5))
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    model = lambda z, s: net(z) * s[:, None]
+    bases = [0.0, B.uniform(x, seed=3)]
+    for kw in ({"n_steps": 8}, {"rtol": 1e-6}):
+        res = B.averaged(model, x, bases, target=[0, 2, 1], forward_args=(scale,), **kw)
+        singles = [integrad.integrated_gradients(model, x, baseline=b, target=[0, 2, 1], forward_args=(scale,), **kw)
+                   for b in bases]
+        assert torch.allclose(res.attributions, torch.stack([s.attributions for s in singles]).mean(0), atol=1e-12)
+        assert res.n_evals.tolist() == (singles[0].n_evals + singles[1].n_evals).tolist()
+    assert res.converged.all() and (res.error < 1e-5).all()
+
+
 def test_averaged_linear_model_closed_form():
     w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
     x = torch.tensor([[1.0, 1.0, 1.0], [0.5, 2.0, -1.0]], dtype=torch.float64)

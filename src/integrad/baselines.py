@@ -195,22 +195,45 @@ def averaged(
     else:
         raise TypeError(f"baselines: expected a non-empty list of baselines or a (K, ...) tensor; got "
                         f"{type(baselines).__name__}{' (empty)' if isinstance(baselines, (list, tuple)) else ''}")
-    results = [integrated_gradients(model, inputs, baseline=b, **ig_kwargs) for b in items]
-    first = results[0]
+    # One engine call: the batch repeated once per baseline (row k * B + b pairs example b with
+    # baseline k), so the K paths share blocks; per-example targets and batch-first extra
+    # arguments are repeated alongside.
+    xs, was_tuple = C.as_tensor_tuple(inputs, integer_ok=ig_kwargs.get("layer") is not None)
+    B, K = xs[0].shape[0], len(items)
+    per = [C.broadcast_baselines(b, xs, was_tuple) for b in items]
+    rows = torch.arange(B, device=xs[0].device).repeat(K)
+    big = tuple(x.index_select(0, rows) for x in xs)
+    big_base = tuple(torch.cat([p[i] for p in per]) for i in range(len(xs)))
+    kw = dict(ig_kwargs)
+    target = kw.get("target")
+    if target is not None and not callable(target) and not isinstance(target, numbers.Integral):
+        kw["target"] = torch.as_tensor(target).repeat(K)
+    args, kwargs = C.expand_forward_args(tuple(kw.get("forward_args", ())), dict(kw.get("forward_kwargs") or {}),
+                                         B, rows)
+    kw["forward_args"], kw["forward_kwargs"] = args, kwargs
+    if kw.get("layer_baseline") is not None:
+        kw["layer_baseline"] = C.expand_forward_args((kw["layer_baseline"],), {}, B, rows)[0][0]
+    res = integrated_gradients(model, big if was_tuple else big[0], baseline=big_base if was_tuple else big_base[0],
+                               **kw)
 
-    def mean(get: Callable[[Attribution], torch.Tensor]) -> torch.Tensor:
-        # float64 running sum: K results of similar size are averaged without drift
-        total = sum(get(r).double() for r in results)
-        return (total / len(results)).to(get(first).dtype)
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        # float64 sum: K results of similar size are averaged without drift
+        return t.double().view(K, B, *t.shape[1:]).mean(0).to(t.dtype)
 
-    n_attr = len(first.attributions_tuple)
-    attrs = tuple(mean(lambda r, i=i: r.attributions_tuple[i]) for i in range(n_attr))
-    settings = dict(first.settings) | {"baseline": f"average of {len(results)} baselines",
-                                       "n_baselines": len(results)}
+    attrs = tuple(mean(a) for a in res.attributions_tuple)
+    settings = dict(res.settings) | {"baseline": f"average of {K} baselines", "n_baselines": K}
+    extra = {}
+    if res.converged is not None:
+        extra["converged"] = res.converged.view(K, B).all(0)
+    if res.error is not None:
+        # the mean's error is at most the mean of the paths' errors (triangle inequality)
+        size = torch.cat([a.flatten(1) for a in res.attributions_tuple], 1).double().norm(dim=1)
+        bound = (res.error.double() * size).view(K, B).mean(0)
+        extra["error"] = bound / torch.cat([a.flatten(1) for a in attrs], 1).double().norm(dim=1)
     return Attribution(
-        attributions=attrs if isinstance(first.attributions, tuple) else attrs[0],
-        delta=mean(lambda r: r.delta), f_x=first.f_x, f_baseline=mean(lambda r: r.f_baseline),
-        n_evals=sum(r.n_evals for r in results), settings=settings,
+        attributions=attrs if isinstance(res.attributions, tuple) else attrs[0],
+        delta=mean(res.delta), f_x=res.f_x[:B], f_baseline=mean(res.f_baseline),
+        n_evals=res.n_evals.view(K, B).sum(0), settings=settings, **extra,
     )
 
 

@@ -9,8 +9,8 @@ Baselines
 ``"reference"`` (default)
     ``n_reference`` training rows drawn with ``seed``; IG runs from each of them and the
     attributions are averaged (Expected Gradients with a fixed reference set), so the sum
-    equals ``F(x)`` minus the *mean* of ``F`` over the reference rows. All baselines go
-    through one engine call: the row is repeated once per baseline.
+    equals ``F(x)`` minus the *mean* of ``F`` over the reference rows. It is
+    :func:`integrad.baselines.averaged`: one engine call for all the baselines.
 ``"mean"``
     The mean encoded training row (numeric means; category frequencies in a one-hot group).
 ``"zero"``
@@ -53,7 +53,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ._engine import integrated_gradients
+from .baselines import averaged
 from ._result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
@@ -232,15 +232,12 @@ def explain_row(
             raise ValueError(f"target: expected a class index in 0..{logits.shape[1] - 1}; got {target!r}")
         prob, target_name, label = float(probs[t]), classes[t], classes[int(probs.argmax())]
 
-    n = base.shape[0]
-    res = integrated_gradients(ad.module, x.repeat(n, 1), baseline=base, target=t, method=method,
-                               n_steps=n_steps, batch_size=batch_size)
-    attr = res.attributions.double().mean(0, keepdim=True)
-    f_x, f_b = res.f_x[:1].double(), res.f_baseline.double().mean().view(1)
+    res = averaged(ad.module, x, base, target=t, method=method, n_steps=n_steps, batch_size=batch_size)
+    attr = res.attributions.double()
+    f_x, f_b = res.f_x.double(), res.f_baseline.double()
     # Kept in float64 so the reported numbers satisfy sum - (F(x) - F(baseline)) = delta exactly.
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
-                         n_evals=res.n_evals.sum().view(1),
-                         settings=dict(res.settings) | {"baseline": described, "n_baselines": n})
+                         n_evals=res.n_evals, settings=dict(res.settings) | {"baseline": described})
     features = tuple(Reason(col, _plain(raw.get(col)), float(attr[0, idx].sum()))
                      for col, idx in ad.groups(x.shape[1], raw).items())
     toward = tuple(sorted((r for r in features if r.attribution > 0), key=lambda r: -r.attribution)[:k])
