@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from . import _checks as C
 from ._adaptive import integrate_adaptive
+from ._chunking import PROBE_BYTES, PROBE_ROWS, SMALL_BYTES, SavedBytes, blocks, rows_for
 from ._piecewise import integrate_piecewise
 from ._hooks import LayerTap, ModelGuard
 from ._quadrature import rule as _rule
@@ -23,25 +24,6 @@ from ._result import Attribution
 
 __all__ = ["integrated_gradients"]
 
-# Block sizes, from the sweep in benchmarks/bench_core.py --sweep-target (docs/benchmarks.md):
-# - problems with at most _SMALL_BYTES of interpolated points run as one block, unmeasured
-#   (per-call overhead is all there is);
-# - otherwise a first block of at most _PROBE_ROWS rows is measured: the bytes autograd
-#   saves per row decide the rest;
-# - rows that are light (at least _MIN_CACHE_ROWS of them fit in _CACHE_BYTES) get blocks
-#   that stay cache-resident: a 30-256-256 MLP ran 1.4x slower in one 6 MiB block than in
-#   0.8 MiB ones;
-# - heavy rows (convolutions, attention) get blocks near _TARGET_SAVED_BYTES: larger ones
-#   fault fresh pages on every block, smaller ones starve the kernels (CNN: 1.7x slower at
-#   1 row, 1.7x at 400 rows, flat from 16 to 100), but never fewer than _MIN_ROWS unless
-#   max_memory says so (EfficientNet-Lite0 at 224 px: 67 s at 1 row per block, 15 s at 16).
-_SMALL_BYTES = 64 << 10
-_PROBE_ROWS = 256
-_PROBE_BYTES = 1 << 20
-_CACHE_BYTES = 1 << 20
-_MIN_CACHE_ROWS = 256
-_TARGET_SAVED_BYTES = 48 << 20
-_MIN_ROWS = 8
 _REFERENCE_ROWS = 256
 
 
@@ -307,16 +289,10 @@ class _Path:
         per row decide the rows per block from then on (``self.rows``).
         """
         if self.measure:
-            saved = _SavedBytes(self._exclude())
+            saved = SavedBytes(self._exclude())
             with saved:
                 out = self._gradients(zs, example, check)
-            per_row = max(saved.bytes / example.shape[0], 1.0)
-            rows = _CACHE_BYTES // per_row
-            if rows < _MIN_CACHE_ROWS:
-                rows = max(_TARGET_SAVED_BYTES // per_row, _MIN_ROWS)
-            if self.max_memory is not None:
-                rows = min(rows, self.max_memory // per_row)
-            self.rows = max(1, int(rows))
+            self.rows = rows_for(saved.bytes / example.shape[0], self.max_memory)
             self.measure = False
             return out
         return self._gradients(zs, example, check)
@@ -352,10 +328,10 @@ class _Path:
         row_bytes = sum(d[:1].numel() * d.element_size() for d in self.diffs)
         if batch_size:
             self.rows = batch_size
-        elif total_rows * row_bytes <= _SMALL_BYTES and max_memory is None:
+        elif total_rows * row_bytes <= SMALL_BYTES and max_memory is None:
             self.rows = total_rows
         else:
-            self.rows = max(1, min(total_rows, _PROBE_ROWS, _PROBE_BYTES // max(row_bytes, 1)))
+            self.rows = max(1, min(total_rows, PROBE_ROWS, PROBE_BYTES // max(row_bytes, 1)))
         self.measure = batch_size is None and self.rows < total_rows
 
     def evaluate(self, example: torch.Tensor, alphas: torch.Tensor):
@@ -392,7 +368,7 @@ class _Path:
         pos = (0, 0)
         while pos[0] < B:
             rows = self.rows
-            for e0, e1, k0, k1 in _blocks(B, n, rows, *pos):
+            for e0, e1, k0, k1 in blocks(B, n, rows, *pos):
                 self._block(e0, e1, k0, k1, alphas, w, acc, trace, fuse_ends)
                 pos = (e1, 0) if k1 == n else (e0, k1)
                 if self.rows != rows:  # the probe was measured: re-plan the remaining blocks
@@ -441,42 +417,6 @@ def _rule_tensors(method: str, n: int, dtype: torch.dtype, device: torch.device)
     """Nodes and weights of a rule as read-only tensors, built once per dtype and device."""
     q = _rule(method, n)
     return (torch.tensor(q.nodes, dtype=dtype, device=device), torch.tensor(q.weights, dtype=dtype, device=device))
-
-
-def _blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterator[tuple[int, int, int, int]]:
-    """Blocks (e0, e1, k0, k1) covering examples x steps from (e_start, k_start) onwards.
-
-    A block is either whole examples with all ``n`` steps, or one example with a window of
-    steps; windows of an example are split evenly so no block is a tiny remainder.
-    """
-    e = e_start
-    if k_start or rows < n:
-        last = e_start + 1 if rows >= n else batch
-        for e in range(e_start, last):
-            k0 = k_start if e == e_start else 0
-            windows = math.ceil((n - k0) / rows)
-            cuts = [k0 + round(i * (n - k0) / windows) for i in range(windows + 1)]
-            for a, b in zip(cuts, cuts[1:]):
-                yield e, e + 1, a, b
-        e = last
-    per = max(1, rows // n)
-    for e0 in range(e, batch, per):
-        yield e0, min(batch, e0 + per), 0, n
-
-
-class _SavedBytes(torch.autograd.graph.saved_tensors_hooks):
-    """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
-
-    def __init__(self, exclude: set[int]):
-        self.bytes, self.seen = 0, set(exclude)
-        super().__init__(self._pack, lambda t: t)
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in self.seen:
-            self.seen.add(storage.data_ptr())
-            self.bytes += storage.nbytes()
-        return t
 
 
 def _describe_baseline(baseline: Any) -> Any:

@@ -1,0 +1,80 @@
+"""How many interpolated rows go through the model at once: the measured-probe rule.
+
+The engine runs a first block of at most ``PROBE_ROWS`` rows under :class:`SavedBytes`, which
+counts what autograd saves for backward; :func:`rows_for` turns that into the block size for
+the rest of the run, and :func:`blocks` tiles examples x steps with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+# Block sizes, from the sweep in benchmarks/bench_core.py --sweep-target (docs/benchmarks.md):
+# - problems with at most SMALL_BYTES of interpolated points run as one block, unmeasured
+#   (per-call overhead is all there is);
+# - otherwise a first block of at most PROBE_ROWS rows is measured: the bytes autograd
+#   saves per row decide the rest;
+# - rows that are light (at least _MIN_CACHE_ROWS of them fit in _CACHE_BYTES) get blocks
+#   that stay cache-resident: a 30-256-256 MLP ran 1.4x slower in one 6 MiB block than in
+#   0.8 MiB ones;
+# - heavy rows (convolutions, attention) get blocks near _TARGET_SAVED_BYTES: larger ones
+#   fault fresh pages on every block, smaller ones starve the kernels (CNN: 1.7x slower at
+#   1 row, 1.7x at 400 rows, flat from 16 to 100), but never fewer than _MIN_ROWS unless
+#   max_memory says so (EfficientNet-Lite0 at 224 px: 67 s at 1 row per block, 15 s at 16).
+SMALL_BYTES = 64 << 10
+PROBE_ROWS = 256
+PROBE_BYTES = 1 << 20
+_CACHE_BYTES = 1 << 20
+_MIN_CACHE_ROWS = 256
+_TARGET_SAVED_BYTES = 48 << 20
+_MIN_ROWS = 8
+
+
+def rows_for(per_row: float, max_memory: int | None) -> int:
+    """Rows per block from the bytes autograd saved per row of the probe."""
+    per_row = max(per_row, 1.0)
+    rows = _CACHE_BYTES // per_row
+    if rows < _MIN_CACHE_ROWS:
+        rows = max(_TARGET_SAVED_BYTES // per_row, _MIN_ROWS)
+    if max_memory is not None:
+        rows = min(rows, max_memory // per_row)
+    return max(1, int(rows))
+
+
+def blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterator[tuple[int, int, int, int]]:
+    """Blocks (e0, e1, k0, k1) covering examples x steps from (e_start, k_start) onwards.
+
+    A block is either whole examples with all ``n`` steps, or one example with a window of
+    steps; windows of an example are split evenly so no block is a tiny remainder.
+    """
+    e = e_start
+    if k_start or rows < n:
+        last = e_start + 1 if rows >= n else batch
+        for e in range(e_start, last):
+            k0 = k_start if e == e_start else 0
+            windows = math.ceil((n - k0) / rows)
+            cuts = [k0 + round(i * (n - k0) / windows) for i in range(windows + 1)]
+            for a, b in zip(cuts, cuts[1:]):
+                yield e, e + 1, a, b
+        e = last
+    per = max(1, rows // n)
+    for e0 in range(e, batch, per):
+        yield e0, min(batch, e0 + per), 0, n
+
+
+class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
+    """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
+
+    def __init__(self, exclude: set[int]):
+        self.bytes, self.seen = 0, set(exclude)
+        super().__init__(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.seen:
+            self.seen.add(storage.data_ptr())
+            self.bytes += storage.nbytes()
+        return t
