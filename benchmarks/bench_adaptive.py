@@ -11,7 +11,7 @@ For each model and batch of examples:
   nodes, which converges exponentially (checked against half as many nodes); the ReLU CNN:
   GL-2048, good to ~1e-3 and so used for 1e-2 only; EfficientNet-Lite0 (float32, a fifth of
   the cost of float64 on this CPU): no affordable reference, so only a Gauss-Legendre ladder
-  and one rtol run are reported.
+  and one rtol run are reported (not ``method="piecewise"``: it has far too many pieces).
 * **Accuracy** of an attribution is, per example, ``||attr - ref|| / ||ref||`` over all
   features (or layer activations).
 * **Fixed rules** (Captum's five and integrad's five; four of them are the same rule in both
@@ -21,8 +21,16 @@ For each model and batch of examples:
 * **Best n in hindsight**: per example, the smallest n of any rule; summed over the batch.
 * **integrad ``rtol=tol``**: its per-example ``n_evals``, summed; and the error it really
   achieved (against the reference).
-* **Wall time at equal accuracy**: integrad ``rtol=tol`` against Captum's cheapest rule at the
-  n it needs for the batch, timed in interleaved rounds in the same process.
+* **integrad ``method="piecewise"``** (exact IG for piecewise-linear networks): tried on the
+  first example of every model with a reference (the bare network, its softmax as ``head=``); where
+  integrad refuses the model, the first clause of its message is reported. Where it runs: its
+  passes (``n_evals``: one forward-mode forward plus one backward per linear piece), summed, and
+  its true error. A pass costs more than one gradient evaluation, so its wall time per pass is
+  timed against integrad's fixed Gauss-Legendre per evaluation, with as many nodes as the mean
+  passes per example, in interleaved rounds.
+* **Wall time at equal accuracy**: integrad ``rtol=tol`` (and ``method="piecewise"``, exact)
+  against Captum's cheapest rule at the n it needs for the batch, timed in interleaved rounds in
+  the same process.
 
 How fixed rules are evaluated cheaply. A rule with nodes a_k and weights w_k gives
 ``(x - x') * sum_k w_k grad F(x' + a_k (x - x'))``. Calling each library for every rule and
@@ -40,7 +48,7 @@ and its count is reported as ``> n``.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_adaptive.py                  # full run (~35 min, 2 busy cores)
+    .venv/bin/python benchmarks/bench_adaptive.py                  # full run (~4 min, effnet ~20 min more; 2 cores)
     .venv/bin/python benchmarks/bench_adaptive.py --quick          # smoke run (~1 min)
     .venv/bin/python benchmarks/bench_adaptive.py --out FILE       # also write the Markdown
     .venv/bin/python benchmarks/bench_adaptive.py --models tabular,cnn
@@ -135,10 +143,12 @@ class Problem:
     def batch(self) -> int:
         return self.inputs.shape[0]
 
-    def integrad_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"baseline": self.baseline, "target": self.target, "layer": self.layer}
+    def integrad_kwargs(self, rows: slice = slice(None)) -> dict[str, Any]:
+        """integrad's keyword arguments for the examples in ``rows`` (default: all)."""
+        base = self.baseline[rows] if isinstance(self.baseline, torch.Tensor) else self.baseline
+        kw: dict[str, Any] = {"baseline": base, "target": self.target[rows], "layer": self.layer}
         if self.mask is not None:
-            kw["forward_kwargs"] = {"attention_mask": self.mask}
+            kw["forward_kwargs"] = {"attention_mask": self.mask[rows]}
         return kw
 
     def captum_call(self, method: str, n: int) -> Callable[[], torch.Tensor]:
@@ -552,6 +562,55 @@ def run_integrad(p: Problem, **kw):
         return integrad.integrated_gradients(p.model, p.inputs, **p.integrad_kwargs(), **kw)
 
 
+def run_piecewise(p: Problem, rows: slice = slice(None)):
+    """integrad's exact mode: the bare network (it refuses the softmax inside the model), the
+    softmax as ``head``."""
+    import integrad
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pieces beyond max_evals show as not converged
+        return integrad.integrated_gradients(p.model.net, p.inputs[rows], method="piecewise",
+                                             head=lambda out: out.softmax(-1), **p.integrad_kwargs(rows))
+
+
+@dataclass
+class PiecewiseRun:
+    refused: str | None  # why integrad refuses the model (the first clause of its message), or None
+    passes: torch.Tensor | None = None  # per example
+    true_error: torch.Tensor | None = None  # per example, against the reference
+    converged: torch.Tensor | None = None
+    gl_n: int = 0  # Gauss-Legendre nodes timed against it (the mean passes per example, rounded up)
+    seconds: list[float] = field(default_factory=list)  # piecewise, whole batch, per round
+    gl_seconds: list[float] = field(default_factory=list)  # integrad GL-gl_n, whole batch, per round
+
+    def per_pass_ratio(self, batch: int) -> float:
+        """Wall time per piecewise pass / wall time per Gauss-Legendre evaluation."""
+        per_pass = statistics.median(self.seconds) / float(self.passes.sum())
+        return per_pass / (statistics.median(self.gl_seconds) / (self.gl_n * batch))
+
+
+def bench_piecewise(p: Problem, ref: torch.Tensor) -> PiecewiseRun:
+    """Try the exact mode on one example; where integrad accepts the model, run the batch and
+    time it against fixed Gauss-Legendre with about as many evaluations as it has passes."""
+    try:
+        run_piecewise(p, slice(0, 1))
+    except (ValueError, NotImplementedError) as err:  # NotImplementedError: PyTorch's, not integrad's
+        clause = str(err).removeprefix("method='piecewise': ").split(";")[0].split("\n")[0].strip()
+        return PiecewiseRun(clause if isinstance(err, ValueError) else f"{type(err).__name__}: {clause}")
+    holder: dict[str, Any] = {}
+
+    def piecewise():
+        holder["res"] = run_piecewise(p)
+
+    piecewise()  # untimed: the passes decide the Gauss-Legendre n
+    res = holder["res"]
+    gl_n = math.ceil(float(res.n_evals.double().mean()))
+    times = time_rounds({"piecewise": piecewise,
+                         "gl": lambda: run_integrad(p, method="gausslegendre", n_steps=gl_n)}, p.repeats)
+    return PiecewiseRun(None, res.n_evals.clone(), rel_errors(res.attributions, ref), res.converged.clone(), gl_n,
+                        times["piecewise"], times["gl"])
+
+
 def validate(p: Problem, sweep: Sweep) -> dict[str, float]:
     """Max relative difference between the shared-gradient results and real library calls."""
     out = {}
@@ -602,6 +661,8 @@ class Outcome:
     captum_s: dict[float, list[float]]
     validation: dict[str, float]
     seconds: float
+    piecewise: PiecewiseRun
+    piecewise_s: dict[float, list[float]]  # exact mode, in the same rounds as captum_s (where it runs)
 
 
 @dataclass
@@ -668,8 +729,13 @@ def bench(p: Problem) -> Outcome:
     validation = validate(p, sweep)
     log("  validation (max rel diff to real calls): "
         + ", ".join(f"{k} {v:.0e}" for k, v in validation.items()))
+    pw = bench_piecewise(p, ref.attr)
+    log(f"  piecewise: refused ({pw.refused})" if pw.refused else
+        f"  piecewise: {int(pw.passes.sum())} passes, true max err {float(pw.true_error.max()):.1e}, "
+        f"{statistics.median(pw.seconds):.2f} s; GL-{pw.gl_n} {statistics.median(pw.gl_seconds):.2f} s; "
+        f"s per pass / s per eval {pw.per_pass_ratio(p.batch):.2f}")
 
-    rtol, captum_rule, captum_s = {}, {}, {}
+    rtol, captum_rule, captum_s, piecewise_s = {}, {}, {}, {}
     for tol in p.tols:
         # the first timed integrad call is also the measured one
         holder: dict[str, Any] = {}
@@ -686,15 +752,19 @@ def bench(p: Problem) -> Outcome:
             n, rule = min(captum, key=lambda c: c[0])
             captum_rule[tol] = (rule, n)
             fns["captum"] = p.captum_call(rule, n)
+        if pw.refused is None:
+            fns["piecewise"] = lambda: run_piecewise(p)
         times = time_rounds(fns, p.repeats)
         res = holder["res"]
         rtol[tol] = RtolRun(tol, res.n_evals.clone(), rel_errors(res.attributions, ref.attr), res.error.clone(),
                             res.converged.clone(), times["integrad"])
         captum_s[tol] = times.get("captum", [])
+        piecewise_s[tol] = times.get("piecewise", [])
         log(f"  rtol={tol:g}: {int(res.n_evals.sum())} evals, true max err "
             f"{float(rtol[tol].true_error.max()):.1e}, integrad {statistics.median(times['integrad']):.2f} s"
             + (f", Captum {captum_rule[tol]} {statistics.median(captum_s[tol]):.2f} s" if captum_s[tol] else ""))
-    return Outcome(p, ref, sweep, default_err, rtol, captum_rule, captum_s, validation, time.perf_counter() - t0)
+    return Outcome(p, ref, sweep, default_err, rtol, captum_rule, captum_s, validation, time.perf_counter() - t0,
+                   pw, piecewise_s)
 
 
 # ----------------------------------------------------------------------------- report
@@ -765,19 +835,67 @@ def tol_tables(all_outcomes: list[Outcome], tol: float) -> list[str]:
             f"| {'yes' if bool(run.converged.all()) else 'no (' + str(int((~run.converged).sum())) + ')'} "
             f"| {float(run.est_error.max()):.1e} | {ratio(r, c_evals)} | {ratio(r, h)} | {ratio(r, default)} "
             f"| {verdict} |")
-    lines += ["", f"Wall time at equal accuracy ({tol:g}): integrad `rtol={tol:g}` against Captum's cheapest rule "
-              "at the n it needs for the batch, medians of interleaved rounds in the same process.", "",
-              "| model | Captum rule (n) | Captum s | integrad rtol s | integrad / Captum | rounds |",
-              "|---|---|---:|---:|---:|---:|"]
+    lines += piecewise_table(outcomes, tol)
+    lines += ["", f"Wall time at equal accuracy ({tol:g}): integrad `rtol={tol:g}` and `method=\"piecewise\"` "
+              "(exact) against Captum's cheapest rule at the n it needs for the batch, medians of interleaved "
+              "rounds in the same process.", "",
+              "| model | Captum rule (n) | Captum s | integrad rtol s | rtol / Captum | integrad piecewise s "
+              "| piecewise / Captum | rounds |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for o in outcomes:
         cr = o.captum_rule[tol]
         it = statistics.median(o.rtol[tol].seconds)
+        pw = statistics.median(o.piecewise_s[tol]) if o.piecewise_s[tol] else None
+        pw_cell = "n/a" if pw is None else f"{pw:.2f}"
         if cr and o.captum_s[tol]:
             cs = statistics.median(o.captum_s[tol])
-            lines.append(f"| {o.p.key} | {cr[0]} (n={cr[1]}) | {cs:.2f} | {it:.2f} | {it / cs:.2f} | {o.p.repeats} |")
+            lines.append(f"| {o.p.key} | {cr[0]} (n={cr[1]}) | {cs:.2f} | {it:.2f} | {it / cs:.2f} | {pw_cell} "
+                         f"| {'-' if pw is None else f'{pw / cs:.2f}'} | {o.p.repeats} |")
         else:
             swept = max(o.sweep.last_n.values())
-            lines.append(f"| {o.p.key} | none reached {tol:g} by n={swept} | - | {it:.2f} | - | {o.p.repeats} |")
+            lines.append(f"| {o.p.key} | none reached {tol:g} by n={swept} | - | {it:.2f} | - | {pw_cell} | - "
+                         f"| {o.p.repeats} |")
+    return lines + [""]
+
+
+def piecewise_table(outcomes: list[Outcome], tol: float) -> list[str]:
+    """integrad's exact mode against the same fixed rules: passes, and passes weighted by their cost."""
+    lines = ["", f"integrad `method=\"piecewise\"` (exact, so the same run serves every tolerance): passes = one "
+             "forward-mode forward plus one backward per linear piece, summed over the batch. Weighted = passes x "
+             "(s per pass / s per evaluation of integrad's Gauss-Legendre with about as many nodes, same process), "
+             "in evaluations. n/a: integrad refuses the model (first clause of its error on one example).", "",
+             "| model | piecewise passes | max true err | all converged | passes / cheapest | passes / hindsight "
+             "| s per pass / s per eval | weighted / cheapest | target |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    for o in outcomes:
+        pw = o.piecewise
+        if pw.refused:
+            lines.append(f"| {o.p.key} | n/a: {pw.refused} | - | - | - | - | - | - | - |")
+            continue
+        c = cheapest(o, tol, ("both", "integrad", "Captum"))
+        c_evals = c[1] * o.p.batch if c else math.inf
+        passes, cost = float(pw.passes.sum()), pw.per_pass_ratio(o.p.batch)
+        ok = passes <= c_evals / 3
+        lines.append(f"| {o.p.key} | {passes:.0f} | {float(pw.true_error.max()):.1e} "
+                     f"| {'yes' if bool(pw.converged.all()) else 'no (' + str(int((~pw.converged).sum())) + ')'} "
+                     f"| {ratio(passes, c_evals)} | {ratio(passes, hindsight(o, tol))} | {cost:.2f} "
+                     f"| {ratio(passes * cost, c_evals)} | <= 1/3 cheapest {'met' if ok else '**missed**'} (passes) |")
+    return lines
+
+
+def pass_cost_table(outcomes: list[Outcome]) -> list[str]:
+    """Wall time of the exact mode per pass against fixed Gauss-Legendre per evaluation."""
+    lines = ["| model | piecewise passes per example | piecewise s | integrad GL-n s (n) | s per pass "
+             "| s per eval | pass / eval | rounds |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for o in outcomes:
+        pw, B = o.piecewise, o.p.batch
+        if pw.refused:
+            lines.append(f"| {o.p.key} | n/a: {pw.refused} | - | - | - | - | - | - |")
+            continue
+        ps, gs = statistics.median(pw.seconds), statistics.median(pw.gl_seconds)
+        lines.append(f"| {o.p.key} | {int(pw.passes.min())}-{int(pw.passes.max())} | {ps:.2f} | {gs:.2f} "
+                     f"(n={pw.gl_n}) | {ps / float(pw.passes.sum()):.1e} | {gs / (pw.gl_n * B):.1e} "
+                     f"| {pw.per_pass_ratio(B):.2f} | {o.p.repeats} |")
     return lines + [""]
 
 
@@ -838,6 +956,9 @@ def report(outcomes: list[Any], argv: list[str], started: float) -> str:
         lines += setup_table(outcomes)
         for tol in TOLS:
             lines += tol_tables(outcomes, tol)
+        lines += ["### Cost of a piecewise pass", "", "integrad `method=\"piecewise\"` on the whole batch against "
+                  "integrad's fixed Gauss-Legendre with n = the mean passes per example, medians of interleaved "
+                  "rounds.", ""] + pass_cost_table(outcomes)
     if ladders:
         lines += ["### Without a reference", ""] + ladder_table(ladders)
     if outcomes:

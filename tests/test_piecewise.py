@@ -176,12 +176,23 @@ def test_max_evals_exhausted_warns_and_reports():
     assert not res.converged.all() and (res.n_evals <= 3).all()
 
 
+class Attention(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.att = torch.nn.MultiheadAttention(2, 1, batch_first=True)
+
+    def forward(self, z):
+        seq = z.view(-1, 3, 2)
+        return self.att(seq, seq, seq, need_weights=False)[0].flatten(1)
+
+
 @pytest.mark.parametrize("model,target,pattern", [
     (lambda: mlp([6, 8, 2], act=torch.nn.Tanh), 0, r"applies tanh to path-dependent values"),
     (lambda: torch.nn.Sequential(deep_net(), torch.nn.Softmax(-1)), 0, r"applies softmax .*head=lambda out"),
     (lambda: torch.nn.Sequential(torch.nn.Unflatten(1, (1, 2, 3)), torch.nn.MaxPool2d((2, 1)),
                                  torch.nn.Flatten(), torch.nn.Linear(3, 2)).double(), 0,
      r"calls max_pool2d on path-dependent values; its kinks cannot be located"),
+    (lambda: Attention().double(), 0, r"applies multi_head_attention_forward to path-dependent values"),
     (lambda: (lambda z: (z * z).sum(1)), None, r"not piecewise linear along the path of example 0"),
     (lambda: (lambda z: torch.relu(z * z - 1).sum(1)), None, r"not piecewise linear along the path of example 0"),
 ])

@@ -62,7 +62,8 @@ _UNLOCATED = {"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices
 _SMOOTH = {"tanh", "sigmoid", "gelu", "silu", "softmax", "log_softmax", "softplus", "elu", "selu", "celu",
            "mish", "hardswish", "hardsigmoid", "exp", "log", "sqrt", "rsqrt", "pow", "__pow__", "sin", "cos",
            "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize", "logsigmoid", "erf",
-           "reciprocal", "scaled_dot_product_attention", "softmin", "tanhshrink", "softsign"}
+           "reciprocal", "scaled_dot_product_attention", "multi_head_attention_forward", "softmin", "tanhshrink",
+           "softsign", "embedding_bag", "lstm", "gru", "rnn_tanh", "rnn_relu"}
 
 
 def _thresholds(name: str, args: tuple, kwargs: dict) -> list[float]:
@@ -191,12 +192,18 @@ def _piece(path, e, a0, q, last):
     args, kwargs = C.expand_forward_args(path.fwd_args, path.fwd_kwargs, path.batch, example)
     with fwAD.dual_level():
         duals = tuple(fwAD.make_dual(p, t) for p, t in zip(primals, tangents))
-        with _Kinks(example.shape[0]) as kinks:
-            if path.layer is None:
-                raw = path.model(*duals, *args, **kwargs)
-            else:
-                with LayerTap(path.layer, replace=duals[0]):
-                    raw = path.model(*(x.index_select(0, example) for x in path.xs), *args, **kwargs)
+        try:
+            with _Kinks(example.shape[0]) as kinks:
+                if path.layer is None:
+                    raw = path.model(*duals, *args, **kwargs)
+                else:
+                    with LayerTap(path.layer, replace=duals[0]):
+                        raw = path.model(*(x.index_select(0, example) for x in path.xs), *args, **kwargs)
+        except NotImplementedError as err:  # an operation torch cannot differentiate in forward mode
+            first = str(err).split(". ")[0]
+            raise ValueError(f"method='piecewise' needs forward-mode AD through the model, and torch has none for "
+                             f"an operation it uses ({first}); such models are not piecewise linear anyway "
+                             "in practice: use rtol= for this model") from None
         out_dual = C.output_tensor(raw, example.shape[0])
         out, slope = fwAD.unpack_dual(out_dual)
         if slope is None:
