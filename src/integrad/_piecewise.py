@@ -224,7 +224,8 @@ def _head_integral(path, example, out, slope, q, a0, a1):
     Gauss-Legendre on 1, 2, 4, ... equal parts of each piece, until two successive results
     agree to _HEAD_RTOL (the target is cheap: it sees only the output, never the model).
     """
-    nodes, weights = _rule("gausslegendre", _HEAD_NODES).nodes, _rule("gausslegendre", _HEAD_NODES).weights
+    head_rule = _rule("gausslegendre", _HEAD_NODES)
+    nodes, weights = head_rule.nodes, head_rule.weights
     prev = None
     for parts in (1, 2, 4, 8, 16, 32, 64):
         u = torch.tensor([(k + x) / parts for k in range(parts) for x in nodes], dtype=torch.float64)
