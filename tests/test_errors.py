@@ -95,11 +95,23 @@ def test_layer_that_runs_twice():
         integrad.integrated_gradients(twice, torch.tensor([[1, 2]]), layer=m.emb)
 
 
-def test_layer_with_tuple_output():
+def test_layer_with_tuple_output_attributes_its_tensors():
+    # LSTM returns (output, (h, c)): the path runs through its one top-level tensor
     lstm = torch.nn.LSTM(3, 4, batch_first=True).double()
     f = lambda x: lstm(x)[0].sum((1, 2))
-    with pytest.raises(TypeError, match=r"layer: LSTM returned tuple; layer IG needs a module whose output is one tensor"):
-        integrad.integrated_gradients(f, torch.randn(2, 5, 3, dtype=torch.float64), layer=lstm)
+    res = integrad.integrated_gradients(f, torch.randn(2, 5, 3, dtype=torch.float64), layer=lstm)
+    assert res.attributions.shape == (2, 5, 4)
+    # the sum of the LSTM output is linear in it: IG at that layer is exact
+    assert res.delta.abs().max() < 1e-12
+
+
+def test_layer_without_float_tensor_is_refused():
+    emb = torch.nn.Embedding(5, 3).double()
+    f = lambda ids: emb(ids).sum((1, 2))
+    ident = torch.nn.Identity()
+    g = lambda ids: f(ident(ids))
+    with pytest.raises(TypeError, match=r"layer: Identity output is Tensor with no floating-point tensor"):
+        integrad.integrated_gradients(g, torch.tensor([[1, 2]]), layer=ident)
 
 
 def test_inference_mode_is_refused():

@@ -308,7 +308,7 @@ def cli():
     typer = pytest.importorskip("typer")
     from typer.testing import CliRunner
 
-    from integrad._cli_image import image
+    from integrad.cli.image import image
 
     app = typer.Typer()
     app.command()(image)
@@ -341,7 +341,7 @@ def test_cli_errors_exit_2_without_traceback(cli, args, message):
 def test_cli_default_steps_match_the_library_default():
     import inspect
 
-    from integrad._cli_image import image
+    from integrad.cli.image import image
     from integrad.image import N_STEPS
 
     assert inspect.signature(image).parameters["n_steps"].default.default == N_STEPS

@@ -53,7 +53,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 def test_demo_report_renders_in_headless_chromium(tmp_path):
     # The real demo: embedded models, one self-contained page, checked in a real browser.
     need_browser()
-    from integrad._demo import build
+    from integrad.cli.demo import build
 
     page = build(tmp_path / "demo.html", lambda *a, **k: None)
     text = page.read_text(encoding="utf-8")

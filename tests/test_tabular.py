@@ -186,7 +186,7 @@ def test_encoder_round_trips_raw_rows(credit):
 
 
 def test_import_does_not_pull_matplotlib_and_png_is_written(tmp_path, codes):
-    code = ("import sys, integrad.tabular, integrad._cli_tabular; "
+    code = ("import sys, integrad.tabular, integrad.cli.tabular; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     pytest.importorskip("matplotlib")
@@ -214,7 +214,7 @@ def _invoke(args, cwd=None, monkeypatch=None):
     import typer
     from typer.testing import CliRunner
 
-    from integrad._cli_tabular import tabular
+    from integrad.cli.tabular import tabular
 
     app = typer.Typer()
     app.command()(tabular)

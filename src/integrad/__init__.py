@@ -18,19 +18,23 @@ from ._lazy import lazy_attributes
 __version__ = "0.1.0"
 
 _LAZY = {
-    "integrated_gradients": "._engine",
-    "Attribution": "._result",
-    "rule": "._quadrature",
-    "Rule": "._quadrature",
-    "METHODS": "._quadrature",
+    "integrated_gradients": ".methods.ig",
+    "expected_gradients": ".methods.expected",
+    "smoothgrad": ".methods.smooth",
+    "Attribution": ".core.result",
+    "rule": ".core.rules",
+    "Rule": ".core.rules",
+    "METHODS": ".core.rules",
 }
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._engine import integrated_gradients as integrated_gradients
-    from ._quadrature import METHODS as METHODS, Rule as Rule, rule as rule
-    from ._result import Attribution as Attribution
+    from .core.result import Attribution as Attribution
+    from .core.rules import METHODS as METHODS, Rule as Rule, rule as rule
+    from .methods.expected import expected_gradients as expected_gradients
+    from .methods.ig import integrated_gradients as integrated_gradients
+    from .methods.smooth import smoothgrad as smoothgrad
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -32,9 +32,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import _checks as C
-from ._engine import integrated_gradients
-from ._result import Attribution
+from .core import checks as C
+from .methods._job import Job, mean_by, shape_output, squeeze
+from .methods.ig import integrated_gradients, placement, run_ig
+from .core.result import Attribution
 
 __all__ = ["zero", "constant", "uniform", "gaussian", "blurred", "max_distance", "from_data", "averaged",
            "baseline_report", "BaselineReport"]
@@ -195,46 +196,46 @@ def averaged(
     else:
         raise TypeError(f"baselines: expected a non-empty list of baselines or a (K, ...) tensor; got "
                         f"{type(baselines).__name__}{' (empty)' if isinstance(baselines, (list, tuple)) else ''}")
-    # One engine call: the batch repeated once per baseline (row k * B + b pairs example b with
-    # baseline k), so the K paths share blocks; per-example targets and batch-first extra
-    # arguments are repeated alongside.
-    xs, was_tuple = C.as_tensor_tuple(inputs, integer_ok=ig_kwargs.get("layer") is not None)
-    B, K = xs[0].shape[0], len(items)
-    per = [C.broadcast_baselines(b, xs, was_tuple) for b in items]
-    rows = torch.arange(B, device=xs[0].device).repeat(K)
-    big = tuple(x.index_select(0, rows) for x in xs)
-    big_base = tuple(torch.cat([p[i] for p in per]) for i in range(len(xs)))
-    kw = dict(ig_kwargs)
-    target = kw.get("target")
-    if target is not None and not callable(target) and not isinstance(target, numbers.Integral):
-        kw["target"] = torch.as_tensor(target).repeat(K)
-    args, kwargs = C.expand_forward_args(tuple(kw.get("forward_args", ())), dict(kw.get("forward_kwargs") or {}),
-                                         B, rows)
-    kw["forward_args"], kw["forward_kwargs"] = args, kwargs
-    if kw.get("layer_baseline") is not None:
-        kw["layer_baseline"] = C.expand_forward_args((kw["layer_baseline"],), {}, B, rows)[0][0]
-    res = integrated_gradients(model, big if was_tuple else big[0], baseline=big_base if was_tuple else big_base[0],
-                               **kw)
+    return _averaged(model, inputs, items, **ig_kwargs)
 
-    def mean(t: torch.Tensor) -> torch.Tensor:
-        # float64 sum: K results of similar size are averaged without drift
-        return t.double().view(K, B, *t.shape[1:]).mean(0).to(t.dtype)
 
-    attrs = tuple(mean(a) for a in res.attributions_tuple)
-    settings = dict(res.settings) | {"baseline": f"average of {K} baselines", "n_baselines": K}
+def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, atol=0.0, max_evals=4097,
+              multiply_by_inputs=True, **job_kwargs) -> Attribution:
+    # One engine call: K path rows per example (row k * B + b pairs example b with baseline
+    # k), so the K paths share blocks; targets and extra arguments follow each row's example.
+    job = Job(model, inputs, **job_kwargs)
+    B, K = job.batch, len(items)
+    per = [C.broadcast_baselines(b, job.xs, job.was_tuple) for b in items]
+    starts = tuple(torch.cat([p[i] for p in per]) for i in range(len(job.xs)))
+    owner = torch.arange(B, device=job.xs[0].device).repeat(K)
+    place = placement(method, n_steps, rtol, atol, max_evals)
+    with job.model.guard():
+        job.resolve_targets()
+        rows, info = run_ig(job, place, multiply_by_inputs, owner=owner, starts=starts)
+    many = job.model.targets.many
+    attrs = tuple(mean_by(a, owner, B) for a in rows.attrs)
+    settings = place.describe() | job.describe() | {"baseline": f"average of {K} baselines", "n_baselines": K}
     extra = {}
-    if res.converged is not None:
-        extra["converged"] = res.converged.view(K, B).all(0)
-    if res.error is not None:
+    if "converged" in info:
+        extra["converged"] = info["converged"].view(K, B).all(0)
+    if "error" in info:
         # the mean's error is at most the mean of the paths' errors (triangle inequality)
-        size = torch.cat([a.flatten(1) for a in res.attributions_tuple], 1).double().norm(dim=1)
-        bound = (res.error.double() * size).view(K, B).mean(0)
-        extra["error"] = bound / torch.cat([a.flatten(1) for a in attrs], 1).double().norm(dim=1)
+        size = torch.cat([a.reshape(a.shape[0], -1) for a in rows.attrs], 1).double().norm(dim=1)
+        bound = (info["error"].double() * size).view(K, B).mean(0)
+        extra["error"] = bound / torch.cat([a.reshape(B, -1) for a in attrs], 1).double().norm(dim=1)
     return Attribution(
-        attributions=attrs if isinstance(res.attributions, tuple) else attrs[0],
-        delta=mean(res.delta), f_x=res.f_x[:B], f_baseline=mean(res.f_baseline),
-        n_evals=res.n_evals.view(K, B).sum(0), settings=settings, **extra,
+        attributions=shape_output(job, attrs, many), delta=squeeze(mean_by(rows.delta, owner, B), many),
+        f_x=squeeze(rows.f_end[:B], many), f_baseline=squeeze(mean_by(rows.f_start, owner, B), many),
+        n_evals=_evals(info["n_evals"], owner, B),
+        settings=settings, **extra,
     )
+
+
+def _evals(n_evals: torch.Tensor, owner: torch.Tensor, B: int) -> torch.Tensor:
+    """Evaluations per example: the sum over its path rows (fixed rules count per example already)."""
+    if n_evals.shape[0] == B and owner.shape[0] != B:
+        return n_evals
+    return torch.zeros(B, dtype=torch.int64).index_add_(0, owner.cpu(), n_evals.cpu())
 
 
 # ---------------------------------------------------------------------------- is it neutral?

@@ -54,10 +54,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from . import _checks as C
+from .core import checks as C
 from . import baselines as B
-from ._engine import integrated_gradients
-from ._result import Attribution, OneExample
+from .methods.ig import integrated_gradients
+from .core.result import Attribution, OneExample
 from .models._imagenet import IMAGE_SIZE, SAMPLES, load_sample, prepare_image
 
 __all__ = ["ImageExplanation", "explain_image", "load_image", "BASELINES"]

@@ -44,7 +44,7 @@ class Section:
 def convergence(model: Any, inputs: Any, *, ns: Sequence[int] = (2, 4, 8, 16, 32, 64, 128), example: int = 0,
                 **ig_kwargs: Any) -> list[tuple[int, float]]:
     """Sum of attributions of one example as the number of steps grows (Gauss-Legendre)."""
-    from ._engine import integrated_gradients
+    from .methods.ig import integrated_gradients
 
     curve = []
     for n in ns:

@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .baselines import averaged
-from ._result import Attribution, OneExample
+from .core.result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
 __all__ = ["Reason", "ReasonCodes", "explain_row", "load_tabular_model", "BASELINES"]

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ._engine import integrated_gradients
-from ._result import Attribution, OneExample
+from .methods.ig import integrated_gradients
+from .core.result import Attribution, OneExample
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
 

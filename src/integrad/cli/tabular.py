@@ -19,7 +19,7 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from ._console import console, fail
+from .console import console, fail
 
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -50,7 +50,7 @@ def tabular(
     png: Optional[Path] = typer.Option(None, "--png", help="Write a bar chart here (needs matplotlib)."),
 ) -> None:
     """Explain one row of a tabular classifier: which columns pushed its score up or down."""
-    from .tabular import explain_row
+    from ..tabular import explain_row
 
     try:
         subject, raw, reference, note = _resolve(dataset, model, data, row)
@@ -76,8 +76,8 @@ def tabular(
 
 def _resolve(dataset: Optional[str], model: Optional[str], data: Optional[Path], row: int):
     """(model for explain_row, the raw row, reference rows or None, a line describing the row)."""
-    from .models._tabular import DATASETS
-    from .tabular import load_tabular_model
+    from ..models._tabular import DATASETS
+    from ..tabular import load_tabular_model
 
     if model is not None and dataset is not None:
         raise _Bad("--model and --dataset: give one (your model, or an embedded one), not both")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .report import Section, png_data_uri, report_page
+from ..report import Section, png_data_uri, report_page
 
 DEMO_TEXTS = [
     "I love you, but I also kind of dislike you",
@@ -29,8 +29,8 @@ def _curve(run: Callable[[int], float]) -> list[tuple[int, float]]:
 
 
 def text_sections(say: Callable) -> list[Section]:
-    from .text import explain_text, load_text_model
-    from .viz import text_html_fragment
+    from ..text import explain_text, load_text_model
+    from ..viz import text_html_fragment
 
     start = time.perf_counter()
     model, tok = load_text_model()
@@ -51,8 +51,8 @@ def text_sections(say: Callable) -> list[Section]:
 
 
 def tabular_section(say: Callable) -> Section:
-    from .models._tabular import load_tabular_model
-    from .tabular import explain_row
+    from ..models._tabular import load_tabular_model
+    from ..tabular import explain_row
 
     model = load_tabular_model("german-credit")
     codes = explain_row(model, 0)
@@ -69,8 +69,8 @@ def tabular_section(say: Callable) -> Section:
 
 
 def image_section(say: Callable) -> Section:
-    from .image import explain_image
-    from .models._imagenet import load_imagenet_model, load_sample
+    from ..image import explain_image
+    from ..models._imagenet import load_imagenet_model, load_sample
 
     model, names = load_imagenet_model()
     photo = load_sample("chelsea")

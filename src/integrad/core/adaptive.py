@@ -77,27 +77,28 @@ class _Buffer:
         return out
 
 
-def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
-    """Integrate every example of ``path`` to ``rtol``/``atol``.
+def integrate_adaptive(model, path, rtol: float, atol: float, max_evals: int):
+    """Integrate every path row of ``path`` to ``rtol``/``atol``, evaluating through ``model``.
 
     Returns the integrals (one tensor per input, shaped like the path's differences), the
     evaluations used, the estimated relative errors, which examples converged, and the trace
     (alphas, F values, slopes), NaN-padded to a common length.
     """
-    B = path.batch
-    diff = torch.cat([d.flatten(1) for d in path.diffs], 1)  # (B, F)
-    buf = _Buffer(diff.shape[1], path.dtype, diff.device)
+    B = path.rows
+    diff = path.flat_diff()  # (B, F)
+    buf = _Buffer(diff.shape[1], model.dtype, diff.device)
     owner: list[int] = []  # example of each buffer row
     used = [0] * B  # evaluations per example
     alphas: list[float] = []
     fvals: list[float] = []  # F at every evaluated point, by buffer row
-    w1, w2 = _S1.to(path.dtype).to(diff.device), _S2.to(path.dtype).to(diff.device)
+    w1, w2 = _S1.to(model.dtype).to(diff.device), _S2.to(model.dtype).to(diff.device)
 
     def run(requests: list[tuple[int, float]]) -> range:
         """Evaluate (example, alpha) pairs in one batch; returns their buffer rows."""
         example = torch.tensor([e for e, _ in requests], device=diff.device)
-        a = torch.tensor([t for _, t in requests], dtype=path.dtype, device=diff.device)
-        f, g = path.evaluate(example, a)
+        a = torch.tensor([t for _, t in requests], dtype=model.dtype, device=diff.device)
+        f, g = model.evaluate(path, example, a)
+        f, g = f[:, 0], g[:, 0]
         owner.extend(e for e, _ in requests)
         for e, _ in requests:
             used[e] += 1
@@ -109,14 +110,14 @@ def integrate_adaptive(path, rtol: float, atol: float, max_evals: int):
         """Values (P, F) and error norms (P,) of many panels at once."""
         pts = torch.tensor([p[2] for p in panels], device=diff.device)
         g = buf.data[pts]  # (P, 5, F)
-        h = torch.tensor([b - a for a, b, _ in panels], dtype=path.dtype, device=diff.device)[:, None]
+        h = torch.tensor([b - a for a, b, _ in panels], dtype=model.dtype, device=diff.device)[:, None]
         s1, s2 = h * torch.einsum("pkf,k->pf", g, w1), h * torch.einsum("pkf,k->pf", g, w2)
         value = s2 + (s2 - s1) / 15  # Boole
         d = diff[torch.tensor(examples, device=diff.device)]
         raw = d * (s2 - s1)  # (P, F): the attribution vector's S2 - S1
         # F at the panel's ends is known from the forward passes, so the scalar error of
         # Boole's value (the completeness gap over the panel) is exact, not estimated
-        f = torch.tensor(fvals, dtype=path.dtype, device=diff.device)[pts[:, [0, 4]]]
+        f = torch.tensor(fvals, dtype=model.dtype, device=diff.device)[pts[:, [0, 4]]]
         gap = ((d * value).sum(1) - (f[:, 1] - f[:, 0])).abs()
         err = _factor(gap, raw.sum(1), raw.abs().sum(1)) * raw.norm(dim=1)
         return value, err.tolist()

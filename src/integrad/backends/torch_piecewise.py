@@ -40,9 +40,9 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch.overrides import TorchFunctionMode
 
-from . import _checks as C
-from ._hooks import LayerTap
-from ._quadrature import rule as _rule
+from ..core import checks as C
+from ..core.rules import rule as _rule
+from .torch_hooks import LayerTap
 
 _NUDGE = {torch.float64: 1e-11, torch.float32: 1e-6}
 # how far the output may stray from the previous piece's affine prediction, relative to its
@@ -135,14 +135,14 @@ def _path_dependent(args, kwargs) -> torch.Tensor | None:
     return None
 
 
-def integrate_piecewise(path, max_evals: int):
+def integrate_piecewise(model, path, f_x, f_baseline, max_evals: int):
     """The exact integral of the gradient along each example's path, piece by piece.
 
     Returns the integrals (one tensor per input, shaped like the path's differences), the
     pieces (passes) per example, which examples finished within ``max_evals`` pieces, and the
     trace (alphas, F values, slopes) at the piece boundaries and the path's end, NaN-padded.
     """
-    B, dtype = path.batch, path.dtype
+    B, dtype = path.rows, model.dtype
     device = path.diffs[0].device
     nudge = _NUDGE.get(dtype, 1e-6)
     start = torch.zeros(B, dtype=torch.float64)
@@ -155,17 +155,17 @@ def integrate_piecewise(path, max_evals: int):
         active = (~finished & (n_evals < max_evals)).nonzero().flatten()
         if active.numel() == 0:
             break
-        for lo in range(0, active.numel(), path.rows):
-            e = active[lo:lo + path.rows]
+        for lo in range(0, active.numel(), model.rows):
+            e = active[lo:lo + model.rows]
             a0 = start[e]
             q = a0 + torch.minimum(torch.full_like(a0, nudge), (1 - a0) / 2)
-            a1, forced, grads, out, slope = _piece(path, e, a0, q, n_evals[e] + 1 >= max_evals)
+            a1, forced, grads, out, slope = _piece(model, path, e, a0, q, n_evals[e] + 1 >= max_evals)
             guard.check(e, q, out, slope)
-            trace.append(_trace_at(path, e, a0, q, out, slope))
+            trace.append(_trace_at(model, e, a0, q, out, slope))
             end = a1 >= 1
             if end.any():
-                trace.append(_trace_at(path, e[end], a1[end], q[end], out[end], slope[end]))
-                guard.check_end(trace[-1], path.f_x, path.f_baseline, skip=forced[end])
+                trace.append(_trace_at(model, e[end], a1[end], q[end], out[end], slope[end]))
+                guard.check_end(trace[-1], f_x, f_baseline, skip=forced[end])
             for g, d in zip(grads, acc):
                 d.index_add_(0, e.to(device), g.to(d.dtype))
             n_evals[e] += 1
@@ -177,28 +177,28 @@ def integrate_piecewise(path, max_evals: int):
                       f"pieces along the path (examples {bad[:10]}); the rest of each path was integrated as its "
                       "last piece, so their attributions are approximate (see delta); raise max_evals",
                       stacklevel=3)
-    C.check_finite(torch.cat([a.flatten(1) for a in acc], 1), "gradient integral", torch.arange(B))
+    C.check_finite(torch.cat([a.reshape(B, -1) for a in acc], 1), "gradient integral", torch.arange(B))
     return tuple(acc), n_evals, finished, _pad_trace(trace, B, dtype)
 
 
-def _piece(path, e, a0, q, last):
+def _piece(model, path, e, a0, q, last):
     """One pass at ``q`` (just inside the piece starting at ``a0``): its end and gradient integral."""
     device = path.diffs[0].device
-    qd = q.to(device=device, dtype=path.dtype)
+    qd = q.to(device=device, dtype=model.dtype)
     example = e.to(device)
     primals = tuple((st.index_select(0, example) + qd.view(-1, *[1] * (st.dim() - 1)) * d.index_select(0, example))
-                    .to(path.model_dtype).requires_grad_(True) for st, d in zip(path.starts, path.diffs))
-    tangents = tuple(d.index_select(0, example).to(path.model_dtype) for d in path.diffs)
-    args, kwargs = C.expand_forward_args(path.fwd_args, path.fwd_kwargs, path.batch, example)
+                    .to(model.model_dtype).requires_grad_(True) for st, d in zip(path.starts, path.diffs))
+    tangents = tuple(d.index_select(0, example).to(model.model_dtype) for d in path.diffs)
+    args, kwargs = C.expand_forward_args(model.fwd_args, model.fwd_kwargs, model.fwd_batch, model._user(example))
     with fwAD.dual_level():
         duals = tuple(fwAD.make_dual(p, t) for p, t in zip(primals, tangents))
         try:
             with _Kinks(example.shape[0]) as kinks:
-                if path.layer is None:
-                    raw = path.model(*duals, *args, **kwargs)
+                if model.layers is None:
+                    raw = model.model(*duals, *args, **kwargs)
                 else:
-                    with LayerTap(path.layer, replace=duals[0]):
-                        raw = path.model(*(x.index_select(0, example) for x in path.xs), *args, **kwargs)
+                    with LayerTap(model.layers, replace=duals):
+                        raw = model.model(*(x.index_select(0, example) for x in model.xs), *args, **kwargs)
         except NotImplementedError as err:  # an operation torch cannot differentiate in forward mode
             first = str(err).split(". ")[0]
             raise ValueError(f"method='piecewise' needs forward-mode AD through the model, and torch has none for "
@@ -212,13 +212,13 @@ def _piece(path, e, a0, q, last):
         # an example's last allowed pass takes the rest of its path as one piece
         forced = last & (a1 < 1)
         a1 = torch.where(forced, 1.0, a1)
-        weights = _head_integral(path, example, out.detach(), slope.detach(), q, a0, a1)
+        weights = _head_integral(model, example, out.detach(), slope.detach(), q, a0, a1)
         grads = torch.autograd.grad(out, primals, grad_outputs=weights.to(out.dtype), allow_unused=True)
     grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, primals))
-    return a1, forced, tuple(g.detach().to(path.dtype) for g in grads), out.detach(), slope.detach()
+    return a1, forced, tuple(g.detach().to(model.dtype) for g in grads), out.detach(), slope.detach()
 
 
-def _head_integral(path, example, out, slope, q, a0, a1):
+def _head_integral(model, example, out, slope, q, a0, a1):
     """Integral over [a0, a1] of d target / d out along out(alpha) = out + (alpha - q) slope.
 
     Gauss-Legendre on 1, 2, 4, ... equal parts of each piece, until two successive results
@@ -237,7 +237,7 @@ def _head_integral(path, example, out, slope, q, a0, a1):
         pts = (out.unsqueeze(1) + shift.view(*shift.shape, *extra) * slope.unsqueeze(1))
         pts = pts.reshape(-1, *out.shape[1:]).detach().requires_grad_(True)
         with torch.enable_grad():
-            s = path.target.select(pts, example.repeat_interleave(M))
+            s = model.targets.items[0].select(pts, model._user(example).repeat_interleave(M))
             (g,) = torch.autograd.grad(s.sum(), pts, allow_unused=True)
         if g is None:
             g = torch.zeros_like(pts)
@@ -303,12 +303,12 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
-def _trace_at(path, e, alpha, q, out, slope):
+def _trace_at(model, e, alpha, q, out, slope):
     """(examples, alphas, F, dF/dalpha) at ``alpha`` on each row's piece, from its affine output."""
     shift = (alpha - q).to(device=out.device, dtype=out.dtype).view(-1, *[1] * (out.dim() - 1))
     at = (out + shift * slope).detach().requires_grad_(True)
     with torch.enable_grad():
-        f = path.target.select(at, e.to(out.device))
+        f = model.targets.items[0].select(at, model._user(e.to(out.device)))
         g = torch.autograd.grad(f.sum(), at, allow_unused=True)[0] if f.requires_grad else None
     d = torch.zeros_like(f) if g is None else (g * slope).reshape(f.shape[0], -1).sum(1)
     return e, alpha, f.detach().double().cpu(), d.detach().double().cpu()

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ._console import console, fail
+from .console import console, fail
 
 
 
@@ -32,8 +32,8 @@ def image(
     seed: int = typer.Option(0, "--seed", help="Seed of the uniform and gaussian baselines."),
 ) -> None:
     """Colour the pixels of IMAGE by how much they pushed the ImageNet classifier's logit."""
-    from .image import explain_image, load_image
-    from .models._imagenet import load_imagenet_model
+    from ..image import explain_image, load_image
+    from ..models._imagenet import load_imagenet_model
 
     try:
         # read first: a bad path or file fails before the model loads

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ._console import console, fail
+from .console import console, fail
 
 app = typer.Typer(help="Integrated Gradients: explain a model's predictions.", no_args_is_help=True,
                   add_completion=False)
@@ -36,7 +36,7 @@ def explain_text_cmd(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
 ) -> None:
     """Colour the words of TEXT by how much they pushed the classifier's decision."""
-    from .text import explain_text, load_text_model
+    from ..text import explain_text, load_text_model
 
     try:
         mdl, tok = load_text_model(str(model) if model else None)
@@ -62,15 +62,15 @@ def demo(
     out: Path = typer.Option(Path("integrad-demo.html"), "--out", help="Where to write the HTML report."),
 ) -> None:
     """Explain real models (sentiment, image, credit), print the results and write one HTML report."""
-    from ._demo import build
+    from .demo import build
 
     start = time.perf_counter()
     path = build(out, console.print)
     console.print(f"\nwrote the report {path.resolve()} ({time.perf_counter() - start:.0f} s in all)")
 
 
-from ._cli_image import image  # noqa: E402  (light: heavy imports happen inside the commands)
-from ._cli_tabular import tabular  # noqa: E402
+from .image import image  # noqa: E402  (light: heavy imports happen inside the commands)
+from .tabular import tabular  # noqa: E402
 
 explain_app.command("image")(image)
 explain_app.command("tabular")(tabular)

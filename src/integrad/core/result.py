@@ -133,12 +133,12 @@ class Attribution:
 
     def __repr__(self) -> str:
         body = "\n".join(f"  {k}: {v}" for k, v in self._summary_rows())
-        return f"Attribution(batch={self.delta.numel()})\n{body}"
+        return f"Attribution(batch={self.delta.shape[0]})\n{body}"
 
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
                        f"<td>{html.escape(v)}</td></tr>" for k, v in self._summary_rows())
-        return f"<table><caption>integrad Attribution (batch={self.delta.numel()})</caption>{rows}</table>"
+        return f"<table><caption>integrad Attribution (batch={self.delta.shape[0]})</caption>{rows}</table>"
 
 
 def _fmt(t: torch.Tensor, k: int = 4) -> str:

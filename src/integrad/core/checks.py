@@ -1,4 +1,4 @@
-"""Argument checks and normalisation for the PyTorch engine.
+"""Argument checks and normalisation: inputs, baselines, targets, extra arguments.
 
 Every check fails early, naming the argument, what was expected and what was received,
 so users never see a stack trace from deep inside torch.
@@ -134,48 +134,72 @@ def output_tensor(out: Any, rows: int) -> torch.Tensor:
 
 
 class Target:
-    """Picks one scalar per row from the model output, for any kind of ``target=``."""
+    """Picks one scalar per row from the model output, for any kind of ``target=``.
 
-    def __init__(self, target: Any, batch: int, device: torch.device, head: Callable | None = None):
-        self.raw = target
+    ``None`` (outputs with one value per example), an int or a tuple of ints (one index into
+    each example's output, the same for all), a list or tensor of them (one per example), or
+    a callable on the output (Captum's conventions: a tuple is one index, a list is per example).
+    """
+
+    def __init__(self, target: Any, batch: int, device: torch.device, head: Callable | None = None,
+                 name: str = "target"):
+        self.raw, self.name = target, name
         if head is not None and not callable(head):
             raise TypeError(f"head: expected a callable applied to the model output (e.g. lambda out: "
                             f"out.softmax(-1)); got {type(head).__name__}")
         self.head = head
-        self.per_example: torch.Tensor | None = None
-        self.index: int | None = None
+        self.per_example: torch.Tensor | None = None  # (batch, depth) indices
+        self.index: tuple[int, ...] | None = None
         self.fn: Callable | None = None
         if target is None:
             return
         if callable(target):
             self.fn = target
-        elif isinstance(target, numbers.Integral) and not isinstance(target, bool):
-            self.index = int(target)
-        elif isinstance(target, (Sequence, torch.Tensor)) and not isinstance(target, str):
-            t = torch.as_tensor(target)
-            if t.dim() != 1 or t.shape[0] != batch or t.is_floating_point() or t.dtype == torch.bool:
-                raise ValueError(f"target: expected one integer class per example, shape ({batch},); got "
-                                 f"{t.dtype} of shape {shape(t)}")
+        elif _is_int(target):
+            self.index = (int(target),)
+        elif isinstance(target, tuple) and target and all(_is_int(t) for t in target):
+            self.index = tuple(int(t) for t in target)
+        elif isinstance(target, (Sequence, torch.Tensor)) and not isinstance(target, (str, tuple)):
+            try:
+                t = torch.as_tensor(target)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected one index (an int or a tuple of ints) per example; got "
+                                 f"{target!r}") from None
+            if t.dim() not in (1, 2) or t.shape[0] != batch or t.is_floating_point() or t.dtype == torch.bool:
+                raise ValueError(f"{name}: expected one integer class per example, shape ({batch},); got "
+                                 f"{t.dtype} of shape {shape(t)} (or one tuple of ints per example, shape "
+                                 f"({batch}, depth))")
+            if t.dim() == 1:
+                t = t[:, None]
             self.per_example = t.to(device=device, dtype=torch.long)
         else:
-            raise TypeError(f"target: expected None, an int, a sequence of {batch} ints or a callable; "
-                            f"got {type(target).__name__}")
+            raise TypeError(f"{name}: expected None, an int, a tuple of ints, a list of {batch} of them or a "
+                            f"callable; got {type(target).__name__}")
 
     def describe(self) -> Any:
         if self.fn is not None:
             return getattr(self.fn, "__name__", "callable")
         if self.per_example is not None:
-            return self.per_example.tolist()
-        return self.index
+            t = self.per_example
+            return t[:, 0].tolist() if t.shape[1] == 1 else [tuple(r) for r in t.tolist()]
+        if self.index is not None:
+            return self.index[0] if len(self.index) == 1 else list(self.index)
+        return None
 
-    def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
+    def apply_head(self, raw_out: Any, rows: int) -> Any:
+        if self.head is None:
+            return raw_out
+        out = self.head(output_tensor(raw_out, rows))
+        if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != rows:
+            got = shape(out) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"head: must return a batch-first tensor with {rows} rows; got {got}")
+        return out
+
+    def select(self, raw_out: Any, example: torch.Tensor, headed: bool = False) -> torch.Tensor:
         """Scalar per row, shape (rows,); ``example`` maps each row to its example."""
         rows = example.shape[0]
-        if self.head is not None:
-            raw_out = self.head(output_tensor(raw_out, rows))
-            if not isinstance(raw_out, torch.Tensor) or raw_out.dim() == 0 or raw_out.shape[0] != rows:
-                got = shape(raw_out) if isinstance(raw_out, torch.Tensor) else type(raw_out).__name__
-                raise ValueError(f"head: must return a batch-first tensor with {rows} rows; got {got}")
+        if not headed:
+            raw_out = self.apply_head(raw_out, rows)
         if self.fn is not None:
             arg = raw_out
             try:
@@ -185,32 +209,102 @@ class Target:
             s = self.fn(arg)
             if not isinstance(s, torch.Tensor) or s.shape != (rows,):
                 got = shape(s) if isinstance(s, torch.Tensor) else type(s).__name__
-                raise ValueError(f"target: the callable must return one scalar per row, shape ({rows},); got {got}")
+                raise ValueError(f"{self.name}: the callable must return one scalar per row, shape ({rows},); "
+                                 f"got {got}")
             return s
         out = output_tensor(raw_out, rows)
         if self.index is None and self.per_example is None:
-            if out.dim() == 1:
-                return out
-            if out.dim() == 2 and out.shape[1] == 1:
-                return out[:, 0]
-            raise ValueError(f"target: the model output has shape {_per_example(out)}; with target=None it must be "
-                             "(batch,) or (batch, 1). Pass target=<class index>, one per example, or a callable")
-        if out.dim() != 2:
-            raise ValueError(f"target: an integer target needs a model output of shape (batch, classes); got "
+            if out[0].numel() == 1:
+                return out.reshape(rows)
+            raise ValueError(f"{self.name}: the model output has shape {_per_example(out)}; with target=None it "
+                             "must hold one value per example, e.g. (batch,) or (batch, 1). Pass target=<class "
+                             "index>, one per example, or a callable")
+        depth = len(self.index) if self.index is not None else self.per_example.shape[1]
+        if out.dim() != depth + 1:
+            what = "an integer target" if depth == 1 else f"a target of {depth} indices"
+            raise ValueError(f"{self.name}: {what} needs a model output of shape (batch, {_dims(depth)}); got "
                              f"{_per_example(out)} (pass a callable target for other shapes)")
-        n_classes = out.shape[1]
+        sizes = out.shape[1:]
         if self.index is not None:
-            if not 0 <= self.index < n_classes:
-                raise ValueError(f"target: class index {self.index} is out of range for an output with "
-                                 f"{n_classes} classes (valid: 0..{n_classes - 1})")
-            return out[:, self.index]
-        cls = self.per_example[example]
-        bad = (self.per_example < 0) | (self.per_example >= n_classes)
+            if depth == 1 and not 0 <= self.index[0] < sizes[0]:
+                raise ValueError(f"{self.name}: class index {self.index[0]} is out of range for an output with "
+                                 f"{sizes[0]} classes (valid: 0..{sizes[0] - 1})")
+            for i, n in zip(self.index, sizes):
+                if not 0 <= i < n:
+                    raise ValueError(f"{self.name}: index {self.describe()} is out of range for an output of "
+                                     f"shape {_per_example(out)} (valid: 0..{n - 1} in that dimension)")
+            return out[(slice(None), *self.index)]
+        bad = ((self.per_example < 0) | (self.per_example >= torch.tensor(sizes, device=out.device))).any(1)
         if bad.any():
             i = int(bad.nonzero()[0])
-            raise ValueError(f"target: target[{i}] = {int(self.per_example[i])} is out of range for an output "
-                             f"with {n_classes} classes (valid: 0..{n_classes - 1})")
-        return out.gather(1, cls.unsqueeze(1)).squeeze(1)
+            got = self.per_example[i].tolist()
+            raise ValueError(f"{self.name}: {self.name}[{i}] = {got[0] if depth == 1 else tuple(got)} is out of "
+                             f"range for an output of shape {_per_example(out)}")
+        idx = self.per_example.index_select(0, example.to(self.per_example.device))
+        return out[(torch.arange(rows, device=out.device), *idx.to(out.device).unbind(1))]
+
+
+class Targets:
+    """Several targets from one forward pass: ``select`` gives shape (rows, k).
+
+    ``targets="all"`` becomes every class of a ``(batch, classes)`` output at the first call.
+    """
+
+    def __init__(self, target: Any, targets: Any, batch: int, device: torch.device, head: Callable | None = None):
+        self.many = targets is not None
+        if self.many and target is not None:
+            raise ValueError("targets: given together with target=; pass one of them (targets=[c1, c2, ...] "
+                             "explains several outputs of every example, target= one per example)")
+        self.all = isinstance(targets, str)
+        if self.all and targets != "all":
+            raise ValueError(f"targets: expected a list of targets or 'all'; got {targets!r}")
+        if self.many and not self.all:
+            if not isinstance(targets, (list, tuple, range, torch.Tensor)) or len(targets) == 0:
+                raise TypeError(f"targets: expected a non-empty list of targets (ints, tuples or callables) or "
+                                f"'all'; got {targets!r}")
+            items = targets.tolist() if isinstance(targets, torch.Tensor) else list(targets)
+            self.items = [Target(t if not isinstance(t, list) else tuple(t), batch, device, head,
+                                 name=f"targets[{i}]") for i, t in enumerate(items)]
+            for i, t in enumerate(self.items):
+                if t.per_example is not None:
+                    raise ValueError(f"targets[{i}]: each entry is one output for all examples (an int, a tuple "
+                                     "or a callable), not one per example")
+        elif not self.many:
+            self.items = [Target(target, batch, device, head)]
+        self.head, self.batch, self.device = head, batch, device
+
+    @property
+    def k(self) -> int:
+        return len(self.items)
+
+    def resolve(self, raw_out: Any, rows: int) -> None:
+        """Expand ``targets='all'`` from one output."""
+        if self.all and not hasattr(self, "items"):
+            out = output_tensor(Target(None, self.batch, self.device, self.head).apply_head(raw_out, rows), rows)
+            if out.dim() != 2:
+                raise ValueError(f"targets: 'all' needs a model output of shape (batch, classes); got "
+                                 f"{_per_example(out)}; pass a list of targets")
+            self.items = [Target(c, self.batch, self.device, self.head, name=f"targets[{c}]")
+                          for c in range(out.shape[1])]
+
+    def describe(self) -> Any:
+        if not self.many:
+            return self.items[0].describe()
+        return [t.describe() for t in self.items]
+
+    def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
+        rows = example.shape[0]
+        self.resolve(raw_out, rows)
+        headed = self.items[0].apply_head(raw_out, rows)
+        return torch.stack([t.select(headed, example, headed=True) for t in self.items], 1)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _dims(depth: int) -> str:
+    return ", ".join(["classes"] if depth == 1 else [f"d{i + 1}" for i in range(depth)])
 
 
 def expand_forward_args(args: tuple, kwargs: dict, batch: int, example: torch.Tensor) -> tuple[tuple, dict]:

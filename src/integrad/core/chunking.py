@@ -1,7 +1,7 @@
 """How many interpolated rows go through the model at once: the measured-probe rule.
 
-The engine runs a first block of at most ``PROBE_ROWS`` rows under :class:`SavedBytes`, which
-counts what autograd saves for backward; :func:`rows_for` turns that into the block size for
+The backend runs a first block of at most ``PROBE_ROWS`` rows while counting the bytes its
+autograd saves for backward; :func:`rows_for` turns that into the block size for
 the rest of the run, and :func:`blocks` tiles examples x steps with it.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-import torch
 
 # Block sizes, from the sweep in benchmarks/bench_core.py --sweep-target (docs/benchmarks.md):
 # - problems with at most SMALL_BYTES of interpolated points run as one block, unmeasured
@@ -63,18 +62,3 @@ def blocks(batch: int, n: int, rows: int, e_start: int, k_start: int) -> Iterato
     per = max(1, rows // n)
     for e0 in range(e, batch, per):
         yield e0, min(batch, e0 + per), 0, n
-
-
-class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
-    """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
-
-    def __init__(self, exclude: set[int]):
-        self.bytes, self.seen = 0, set(exclude)
-        super().__init__(self._pack, lambda t: t)
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in self.seen:
-            self.seen.add(storage.data_ptr())
-            self.bytes += storage.nbytes()
-        return t

@@ -1,0 +1,278 @@
+"""The PyTorch backend: gradients of the target at arbitrary points, for arbitrary rows.
+
+This is the one primitive every method is built on. :class:`TorchModel` holds the model,
+the inputs, the target(s) and the extra arguments; ``gradients(zs, example)`` evaluates the
+target at points ``zs`` (in input space, or in a layer's activation space) whose rows belong
+to the examples ``example``, and returns its values and gradients. Targets and batch-first
+extra arguments follow ``example``; the layer's tensors are swapped in by hooks that live
+only for one call; the first block of an automatically chunked run is measured, and the
+bytes autograd saves per row set the block size for the rest (``rows``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+
+from ..core import checks as C
+from ..core.chunking import PROBE_BYTES, PROBE_ROWS, SMALL_BYTES, rows_for
+from .torch_hooks import Layers, LayerTap, ModelGuard, NeuronTap
+
+__all__ = ["TorchModel", "SavedBytes", "as_dtype"]
+
+
+def as_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, without a call when it already is (small models feel every call)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
+    """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
+
+    def __init__(self, exclude: set[int]):
+        self.bytes, self.seen = 0, set(exclude)
+        super().__init__(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.seen:
+            self.seen.add(storage.data_ptr())
+            self.bytes += storage.nbytes()
+        return t
+
+
+class TorchModel:
+    """A model, its inputs and what to attribute, as gradients at points.
+
+    Parameters
+    ----------
+    model : callable
+    xs : tuple of Tensor, shapes ``(batch, ...)``
+        The user's inputs; with ``layers`` they are fed unchanged while the layers' tensors
+        are swapped.
+    targets : checks.Targets
+    fwd_args, fwd_kwargs
+        Extra model arguments; batch-first tensors follow the rows' examples.
+    layers : Layers, optional
+        The path runs in these layers' activation space.
+    neuron : (module, selector), optional
+        The attributed scalar is a unit (or a slice, summed) of this module's output instead
+        of the model output; the forward pass stops there.
+    """
+
+    def __init__(self, model: Any, xs: tuple[torch.Tensor, ...], targets: C.Targets, fwd_args: tuple = (),
+                 fwd_kwargs: dict | None = None, layers: Layers | None = None, neuron: tuple | None = None):
+        self.model, self.xs, self.targets, self.layers = model, xs, targets, layers
+        self.fwd_args, self.fwd_kwargs = fwd_args, dict(fwd_kwargs or {})
+        self.batch = xs[0].shape[0]
+        self.device = xs[0].device
+        self.neuron = _neuron(neuron) if neuron is not None else None
+        self.rows, self.measure, self.max_memory = 1, False, None
+        self.model_dtype = xs[0].dtype
+        self.dtype = xs[0].dtype
+        self.origin: torch.Tensor | None = None  # copies: the user's example of each
+        self.fwd_batch = self.batch
+
+    def copies(self, origin: torch.Tensor) -> "TorchModel":
+        """The same problem on copies of the examples (``origin[c]`` is copy ``c``'s example).
+
+        Targets and extra arguments follow each copy's example, so a method wrapped around
+        another (SmoothGrad, several baselines) runs the inner one unchanged on the copies.
+        """
+        new = TorchModel.__new__(TorchModel)
+        new.__dict__.update(self.__dict__)
+        base = origin if self.origin is None else self.origin.index_select(0, origin)
+        new.xs = tuple(x.index_select(0, origin) for x in self.xs)
+        new.batch, new.origin = origin.shape[0], base
+        return new
+
+    def _user(self, example: torch.Tensor) -> torch.Tensor:
+        return example if self.origin is None else self.origin.index_select(0, example)
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator["TorchModel"]:
+        """Parameters frozen and modes kept for the duration; autograd on."""
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("integrad needs autograd, but torch.inference_mode() is active; call it outside "
+                               "that block")
+        with ModelGuard(self.model), torch.enable_grad():
+            yield self
+
+    def set_dtype(self, model_dtype: torch.dtype) -> None:
+        """The model's dtype in path space; accumulation is float32 for half precision."""
+        self.model_dtype = model_dtype
+        self.dtype = torch.float32 if model_dtype in (torch.float16, torch.bfloat16) else model_dtype
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"layer: output dtype {model_dtype} is not floating point; choose a layer whose output "
+                            "can be differentiated (e.g. the embedding, not the ids)")
+
+    @property
+    def k(self) -> int:
+        return self.targets.k
+
+    # ------------------------------------------------------------------ forward only
+    def _forward(self, parts, example, replace=None, read=False, keep_graph=False):
+        args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.fwd_batch, self._user(example))
+        tap = None
+        with contextlib.ExitStack() as stack:
+            if self.layers is not None and (replace is not None or read):
+                tap = stack.enter_context(LayerTap(self.layers, replace=replace))
+                if replace is not None:
+                    parts = tuple(x.index_select(0, example) for x in self.xs)
+            if self.neuron is not None:
+                ntap = stack.enter_context(NeuronTap(self.neuron[0]))
+            out = self.model(*parts, *args, **kwargs)
+        if self.neuron is not None:
+            out = ntap.output
+        return out, tap
+
+    def _select(self, out, example) -> torch.Tensor:
+        if self.neuron is None:
+            return self.targets.select(out, self._user(example))
+        return self.neuron[1](out, example.shape[0])[:, None]
+
+    def scan(self, parts: tuple[torch.Tensor, ...] | None, example: torch.Tensor, rows: int,
+             replace: tuple[torch.Tensor, ...] | None = None):
+        """No-grad forward in blocks: target values ``(N, k)`` and, with layers, their tensors.
+
+        ``parts`` are input-space rows for ``example``; or ``replace`` gives layer tensors to
+        swap in (the inputs are then the examples' own).
+        """
+        values, acts = [], []
+        with torch.no_grad():
+            for lo in range(0, example.shape[0], rows):
+                e = example[lo:lo + rows]
+                swap = None if replace is None else tuple(t[lo:lo + rows] for t in replace)
+                part = None if parts is None else tuple(t[lo:lo + rows] for t in parts)
+                out, tap = self._forward(part, e, replace=swap, read=replace is None)
+                if tap is not None and swap is None:
+                    for t in tap.tensors:
+                        if t.dim() == 0 or t.shape[0] != e.shape[0]:
+                            raise ValueError(f"layer: tensor of shape {C.shape(t)} is not batch first for "
+                                             f"{e.shape[0]} input rows; layer IG needs a batch-first layer")
+                    acts.append(tap.tensors)
+                s = self._select(out, e)
+                C.check_finite(s, "model output", e)
+                values.append(s)
+        act = tuple(torch.cat(parts) for parts in zip(*acts)) if acts else None
+        return torch.cat(values), act
+
+    # ------------------------------------------------------------------ gradients
+    def plan(self, batch_size: int | None, max_memory: int | None, total_rows: int, row_bytes: int) -> None:
+        """Rows per block: given, or a probe block's worth until the probe is measured."""
+        self.max_memory = max_memory
+        if batch_size:
+            self.rows = batch_size
+        elif total_rows * row_bytes <= SMALL_BYTES and max_memory is None:
+            self.rows = total_rows
+        else:
+            self.rows = max(1, min(total_rows, PROBE_ROWS, PROBE_BYTES // max(row_bytes, 1)))
+        self.measure = batch_size is None and self.rows < total_rows
+
+    def _exclude(self) -> set[int]:
+        """Storages that are no per-row cost (parameters, buffers), for the memory probe."""
+        mods = self.model.modules() if isinstance(self.model, torch.nn.Module) else ()
+        return {t.untyped_storage().data_ptr() for m in mods
+                for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
+
+    def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor, check: bool = True):
+        """Values ``(N, k)`` and gradients ``(N, k, *features_i)`` of the target(s) at points ``zs``."""
+        if self.measure:
+            saved = SavedBytes(self._exclude())
+            with saved:
+                out = self._gradients(zs, example, check)
+            # k targets take k gradients of every activation in the backward pass
+            self.rows = rows_for(saved.bytes * self.k / example.shape[0], self.max_memory)
+            self.measure = False
+            return out
+        return self._gradients(zs, example, check)
+
+    def _gradients(self, zs, example, check=True):
+        zs = tuple(as_dtype(z, self.model_dtype).requires_grad_(True) for z in zs)
+        if self.layers is None:
+            out, _ = self._forward(zs, example)
+        else:
+            out, _ = self._forward(None, example, replace=zs)
+        s = self._select(out, example)
+        if check:
+            C.check_finite(s, "model output", example)
+        if not s.requires_grad:
+            raise ValueError("model output does not depend on the inputs through differentiable operations "
+                             f"(no gradient){' at the layer' if self.layers is not None else ''}; check that "
+                             "the model does not detach, round or index with its inputs")
+        grads = _backward(s, zs)
+        if all(g is None for g in grads):
+            raise ValueError("model output does not depend on the inputs (autograd found no path); check that "
+                             "the model uses its inputs")
+        k = s.shape[1]
+        grads = tuple(z.new_zeros(z.shape[0], k, *z.shape[1:]) if g is None else g for g, z in zip(grads, zs))
+        if check:
+            for i, g in enumerate(grads):
+                C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
+        return s.detach(), grads
+
+    def evaluate(self, path, rows: torch.Tensor, alphas: torch.Tensor):
+        """Values ``(N, k)`` and flattened gradients ``(N, k, F)`` at (path row, alpha) pairs, in blocks."""
+        values, grads = [], []
+        lo = 0
+        while lo < rows.shape[0]:
+            r, a = rows[lo:lo + self.rows], alphas[lo:lo + self.rows]
+            lo += r.shape[0]
+            s, g = self.gradients(path.at(r, a), path.owner.index_select(0, r))
+            values.append(as_dtype(s, self.dtype))
+            grads.append(torch.cat([as_dtype(t, self.dtype).reshape(t.shape[0], t.shape[1], -1) for t in g], 2))
+        return torch.cat(values), torch.cat(grads)
+
+
+def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, ...]:
+    """Gradients of each of the ``k`` columns of ``s`` w.r.t. ``zs``, stacked on axis 1.
+
+    One backward pass for one target; for several, one vectorised backward over the graph of
+    the shared forward pass (``is_grads_batched``), or a loop over it where an operation has
+    no batching rule.
+    """
+    k = s.shape[1]
+    if k == 1:
+        grads = torch.autograd.grad(s.sum(), zs, allow_unused=True)
+        return tuple(None if g is None else g.unsqueeze(1) for g in grads)
+    eye = torch.eye(k, dtype=s.dtype, device=s.device).unsqueeze(1).expand(k, s.shape[0], k)
+    try:
+        grads = torch.autograd.grad(s, zs, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
+                                    retain_graph=True)
+    except RuntimeError:
+        per = [torch.autograd.grad(s[:, j].sum(), zs, allow_unused=True, retain_graph=j < k - 1) for j in range(k)]
+        grads = tuple(None if per[0][i] is None else torch.stack([p[i] for p in per]) for i in range(len(zs)))
+    return tuple(None if g is None else g.movedim(0, 1) for g in grads)
+
+
+def _neuron(neuron: Any):
+    """``(module, selector)`` -> (module, function of the module's output giving ``(rows,)``)."""
+    if not (isinstance(neuron, (tuple, list)) and len(neuron) == 2 and isinstance(neuron[0], torch.nn.Module)):
+        raise TypeError(f"neuron: expected (module, index), e.g. (model.fc1, 3) or (model.conv, (2, 0, 0)); got "
+                        f"{type(neuron).__name__}")
+    module, sel = neuron
+    if callable(sel):
+        def pick(out, rows):
+            s = sel(out)
+            if not isinstance(s, torch.Tensor) or s.shape != (rows,):
+                raise ValueError(f"neuron: the selector must return one value per row, shape ({rows},); got "
+                                 f"{C.shape(s) if isinstance(s, torch.Tensor) else type(s).__name__}")
+            return s
+        return module, pick
+    index = (sel,) if isinstance(sel, (int, slice)) else tuple(sel) if isinstance(sel, (tuple, list)) else None
+    if index is None or not all(isinstance(i, slice) or (isinstance(i, int) and not isinstance(i, bool))
+                                for i in index):
+        raise TypeError(f"neuron: the selector must be an int, a tuple of ints or slices, or a callable; got {sel!r}")
+
+    def pick(out, rows):
+        if out.dim() != len(index) + 1:
+            raise ValueError(f"neuron: index {sel!r} has {len(index)} entries but {type(module).__name__}'s output "
+                             f"has shape {C.shape(out)} ({out.dim() - 1} dimensions after the batch)")
+        for i, n in zip(index, out.shape[1:]):
+            if isinstance(i, int) and not -n <= i < n:
+                raise ValueError(f"neuron: index {sel!r} is out of range for {type(module).__name__}'s output of "
+                                 f"shape {C.shape(out)}")
+        return out[(slice(None), *index)].reshape(rows, -1).sum(1)
+    return module, pick

@@ -1,0 +1,78 @@
+"""Fixed point placement: the same nodes and weights on every path row, evaluated in blocks.
+
+Blocks are whole path rows times all nodes, or one path row times a window of nodes, so that
+interpolation is a broadcast and accumulation a small matrix product per block. Values and
+slopes along the path are kept for convergence plots.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import checks as C
+from .chunking import blocks
+
+
+def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, extra=None):
+    """Weighted sums of gradients per path row, and the trace (F, dF/dalpha) at the nodes.
+
+    Parameters
+    ----------
+    model : backend model (``gradients``, ``rows``, ``k``, ``dtype``)
+        Already planned (``model.plan``).
+    path : StraightLine
+    alphas, weights : Tensor, shape ``(n,)``
+    extra : (points, example), optional
+        Input-space points whose values ride along in the one block (only when everything
+        fits in it): F(x) and F(baseline) for small models, one model call instead of two.
+
+    Returns
+    -------
+    acc : tuple of Tensor, shapes ``(P, k, *features_i)``
+    trace : Tensor, shape ``(2, P, n, k)``
+    extra_values : Tensor ``(m, k)`` or None
+    """
+    n, P, k = alphas.shape[0], path.rows, model.k
+    acc = tuple(d.new_zeros(d.shape[0], k, *d.shape[1:]) for d in path.diffs)
+    trace = torch.empty(2, P, n, k, dtype=model.dtype, device=alphas.device)
+    state = {"extra": None}
+    pos = (0, 0)
+    while pos[0] < P:
+        rows = model.rows
+        for e0, e1, k0, k1 in blocks(P, n, rows, *pos):
+            _block(model, path, e0, e1, k0, k1, alphas, weights, acc, trace, extra, state)
+            extra = None
+            pos = (e1, 0) if k1 == n else (e0, k1)
+            if model.rows != rows:  # the probe was measured: re-plan the remaining blocks
+                break
+    # Checked once at the end, not per block: a NaN or Inf anywhere reaches these sums.
+    every = path.owner
+    C.check_finite(trace[0].reshape(P, -1), "model output", every)
+    for i, a in enumerate(acc):
+        C.check_finite(a, f"gradient w.r.t. inputs[{i}]", every)
+    return acc, trace, state["extra"]
+
+
+def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> None:
+    E, K, k = e1 - e0, k1 - k0, model.k
+    zs = path.grid(e0, e1, alphas[k0:k1])
+    example = path.owner[e0:e1].repeat_interleave(K)
+    if extra is not None:
+        points, ex = extra
+        zs = tuple(torch.cat([z, p.to(z.dtype)]) for z, p in zip(zs, points))
+        example = torch.cat([example, ex])
+    values, grads = model.gradients(zs, example, check=False)
+    values = values.to(model.dtype)
+    if extra is not None:
+        state["extra"] = values[E * K:]
+        values, grads = values[:E * K], tuple(g[:E * K] for g in grads)
+    trace[0, e0:e1, k0:k1] = values.view(E, K, k)
+    slope = trace[1, e0:e1, k0:k1]
+    slope.zero_()
+    w_blk = w[k0:k1]
+    for a, d, g in zip(acc, path.diffs, grads):
+        g = g.to(model.dtype).reshape(E, K, -1)
+        # (K,) @ (E, K, k*F) -> (E, k*F): the weighted sum over this block's nodes
+        a[e0:e1] += torch.matmul(w_blk, g).view_as(a[e0:e1])
+        # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
+        slope += torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, k)

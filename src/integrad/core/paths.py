@@ -1,0 +1,62 @@
+"""Paths from a start to an end point, for many path rows at once.
+
+A *path row* is one path of one example: plain IG has one per example; IG averaged over K
+baselines has K; Expected Gradients one per drawn sample; SmoothGrad one per noisy copy.
+``owner[p]`` is the example a path row belongs to, which is what targets and extra model
+arguments follow. A path gives its points ``z(alpha)`` for any rows and alphas, and its
+velocity ``dz/dalpha``; the straight line's velocity is constant (``end - start``), so its
+gradient integral is multiplied by it once, at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(eq=False)
+class StraightLine:
+    """``start + alpha * (end - start)`` for each path row; tuples hold one tensor per input.
+
+    Attributes
+    ----------
+    starts, diffs : tuple of Tensor, shapes ``(P, *features_i)``
+    owner : Tensor of int64, shape ``(P,)``
+        The example of each path row.
+    """
+
+    starts: tuple[torch.Tensor, ...]
+    diffs: tuple[torch.Tensor, ...]
+    owner: torch.Tensor
+
+    @property
+    def rows(self) -> int:
+        return self.owner.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.diffs[0].dtype
+
+    @property
+    def width(self) -> int:
+        """Features per path row, all inputs together."""
+        return sum(d[0].numel() for d in self.diffs)
+
+    def at(self, rows: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Points for arbitrary (path row, alpha) pairs, shapes ``(N, *features_i)``."""
+        return tuple(st.index_select(0, rows) + alphas.view(-1, *[1] * (st.dim() - 1)) * d.index_select(0, rows)
+                     for st, d in zip(self.starts, self.diffs))
+
+    def grid(self, p0: int, p1: int, alphas: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Points of path rows ``p0:p1`` at every alpha, row ``(p - p0) * K + k``: a broadcast."""
+        E, K = p1 - p0, alphas.shape[0]
+        return tuple((st[p0:p1].unsqueeze(1) + alphas.view(1, K, *[1] * (st.dim() - 1)) * d[p0:p1].unsqueeze(1))
+                     .reshape(E * K, *st.shape[1:]) for st, d in zip(self.starts, self.diffs))
+
+    def ends(self) -> tuple[torch.Tensor, ...]:
+        return tuple(st + d for st, d in zip(self.starts, self.diffs))
+
+    def flat_diff(self) -> torch.Tensor:
+        """``(P, F)``: the velocity of every path row, all inputs together."""
+        return torch.cat([d.reshape(d.shape[0], -1) for d in self.diffs], 1)

@@ -1,0 +1,265 @@
+"""What every method shares: arguments checked once, path rows built, results assembled.
+
+A :class:`Job` is one attribution problem (the backend model with the user's inputs,
+baselines, targets and extra arguments). Methods build straight-line path rows from it with
+:meth:`Job.paths` (one per example, per baseline, per drawn sample, ...), hand them to a
+point placement (fixed rule, adaptive, sampled, piecewise), and turn the per-row integrals
+into attributions with :func:`per_row` and a reduction over each example's rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..backends.torch import TorchModel, as_dtype
+from ..backends.torch_hooks import Layers
+from ..core import checks as C
+from ..core.paths import StraightLine
+
+_REFERENCE_ROWS = 256
+
+
+class Job:
+    """One attribution problem on the PyTorch backend."""
+
+    def __init__(self, model: Any, inputs: Any, *, baseline: Any = 0.0, target: Any = None, targets: Any = None,
+                 head: Callable | None = None, forward_args: Sequence[Any] = (), forward_kwargs: dict | None = None,
+                 layer: Any = None, layer_input: bool = False, layer_baseline: Any = None, neuron: Any = None,
+                 batch_size: int | None = None, max_memory: int | None = None):
+        C.check_model(model)
+        C.check_batch_size(batch_size)
+        if layer_baseline is not None and layer is None:
+            raise ValueError("layer_baseline: given without layer=; pass the layer whose output it replaces")
+        if layer_input and layer is None:
+            raise ValueError("layer_input: given without layer=; pass the layer whose input is attributed")
+        if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
+                                       or max_memory < 1):
+            raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
+        if not isinstance(forward_args, (tuple, list)):
+            raise TypeError(f"forward_args: expected a tuple of extra positional arguments; got "
+                            f"{type(forward_args).__name__}")
+        if forward_kwargs is not None and not isinstance(forward_kwargs, dict):
+            raise TypeError(f"forward_kwargs: expected a dict; got {type(forward_kwargs).__name__}")
+        if neuron is not None and (target is not None or targets is not None or head is not None):
+            raise ValueError("neuron: the attributed scalar is the neuron's value; drop target=, targets= and head=")
+        self.layers = Layers(layer, layer_input) if layer is not None else None
+        self.xs, self.was_tuple = C.as_tensor_tuple(inputs, integer_ok=layer is not None)
+        self.baselines = C.broadcast_baselines(baseline, self.xs, self.was_tuple)
+        self.baseline_given, self.layer_baseline = baseline, layer_baseline
+        B = self.xs[0].shape[0]
+        tg = C.Targets(target, targets, B, self.xs[0].device, head)
+        self.model = TorchModel(model, self.xs, tg, tuple(forward_args), forward_kwargs, self.layers, neuron)
+        self.user_model, self.batch_size, self.max_memory = model, batch_size, max_memory
+        self.perturb: Callable | None = None  # SmoothGrad: noise added to the path's end points
+        self.origin = torch.arange(B, device=self.xs[0].device)
+
+    @property
+    def batch(self) -> int:
+        return self.xs[0].shape[0]
+
+    def copies(self, origin: torch.Tensor) -> "Job":
+        """This problem on copies of its examples (``origin[c]``: the example of copy ``c``)."""
+        new = Job.__new__(Job)
+        new.__dict__.update(self.__dict__)
+        new.model = self.model.copies(origin)
+        new.xs = new.model.xs
+        new.baselines = tuple(b.index_select(0, origin) for b in self.baselines)
+        if isinstance(self.layer_baseline, torch.Tensor) and self.layer_baseline.dim() > 0 \
+                and self.layer_baseline.shape[0] == self.batch:
+            new.layer_baseline = self.layer_baseline.index_select(0, origin.to(self.layer_baseline.device))
+        new.origin = self.origin.index_select(0, origin)
+        return new
+
+    def resolve_targets(self) -> None:
+        """``targets='all'``: one no-grad forward of the first example to count the classes."""
+        tg = self.model.targets
+        if tg.all and not hasattr(tg, "items"):
+            m = self.model
+            with torch.no_grad():
+                out, _ = m._forward(tuple(x[:1] for x in self.xs), torch.zeros(1, dtype=torch.long,
+                                                                              device=self.xs[0].device))
+            tg.resolve(out, 1)
+
+    # ------------------------------------------------------------------ path rows
+    def fusable(self) -> bool:
+        """F at the path's ends can ride along with the gradients (input space, no noise)."""
+        return self.layers is None and self.model.neuron is None
+
+    def paths(self, owner: torch.Tensor, starts: tuple[torch.Tensor, ...] | None = None,
+              start_key: torch.Tensor | None = None, references: bool = True):
+        """Straight path rows from ``starts`` (input space, one per row; default the baselines)
+        to each owner's input, in path space.
+
+        Returns ``(path, f_end, f_start)``: F at each row's end and start, ``(P, k)``, or
+        ``None`` when ``references=False`` (the caller gets them fused with its first block;
+        input space only). ``start_key`` marks rows sharing a start point, so F is computed
+        once per distinct start.
+        """
+        m, B = self.model, self.batch
+        every = torch.arange(B, device=self.xs[0].device)
+        if starts is None:
+            starts = tuple(b.index_select(0, owner) for b in self.baselines)
+        if self.layers is None:
+            m.set_dtype(self.xs[0].dtype)
+            ends = tuple(as_dtype(x, m.dtype) for x in self.xs)
+            if self.perturb is not None:
+                ends = self.perturb(ends)
+            st = tuple(as_dtype(s, m.dtype) for s in starts)
+            path = StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner)
+            if not references:
+                return path, None, None
+            # one scan for both ends: the inputs, then each distinct start
+            pick, inverse = _distinct(start_key, owner)
+            st_u = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
+            ex_u = owner if pick is None else owner.index_select(0, pick)
+            both = tuple(torch.cat([as_dtype(e, m.model_dtype), as_dtype(s, m.model_dtype)]) for e, s in zip(ends, st_u))
+            f = self._scan(both, torch.cat([every, ex_u]))
+            f_start = f[B:] if inverse is None else f[B:].index_select(0, inverse)
+            return path, f[:B].index_select(0, owner), f_start
+        f_end, act_x = m.scan(self.xs, every, self.batch_size or _REFERENCE_ROWS)
+        m.set_dtype(act_x[0].dtype)
+        act_x = tuple(as_dtype(a, m.dtype) for a in act_x)
+        if self.perturb is not None:
+            act_x = self.perturb(act_x)
+            f_end = self._scan(None, every, replace=act_x)
+        if self.layer_baseline is not None:
+            act_b = self._layer_baseline(act_x, owner)
+            f_start = self._scan(None, owner, replace=act_b)
+        else:
+            f_start, act_b = self._scan_unique(starts, owner, start_key, read=True)
+            act_b = tuple(as_dtype(a, m.dtype) for a in act_b)
+        path = StraightLine(act_b, tuple(a.index_select(0, owner) - b for a, b in zip(act_x, act_b)), owner)
+        return path, as_dtype(f_end, m.dtype).index_select(0, owner), as_dtype(f_start, m.dtype)
+
+    def _scan(self, parts, example, replace=None):
+        rows = self.batch_size or _REFERENCE_ROWS
+        if replace is not None:
+            replace = tuple(as_dtype(r, self.model.model_dtype) for r in replace)
+        return as_dtype(self.model.scan(parts, example, rows, replace=replace)[0], self.model.dtype)
+
+    def _scan_unique(self, starts, owner, key, read=False):
+        """F (and with ``read`` the layer tensors) at start points, once per distinct key."""
+        pick, inverse = _distinct(key, owner)
+        parts = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
+        ex = owner if pick is None else owner.index_select(0, pick)
+        f, act = self.model.scan(parts, ex, self.batch_size or _REFERENCE_ROWS)
+        if read and act is None:
+            raise ValueError("layer: no tensors were captured")
+        if inverse is not None:
+            f = f.index_select(0, inverse)
+            act = None if act is None else tuple(a.index_select(0, inverse) for a in act)
+        return (f, act) if read else as_dtype(f, self.model.dtype)
+
+    def _layer_baseline(self, act_x, owner):
+        if len(act_x) != 1:
+            raise ValueError(f"layer_baseline: the layer(s) have {len(act_x)} tensors; a layer_baseline is one "
+                             "tensor for a layer with one output")
+        b = C.one_baseline(self.layer_baseline, act_x[0], "layer_baseline", "the layer's output")
+        return (as_dtype(b, self.model.dtype).index_select(0, owner),)
+
+    # ------------------------------------------------------------------ settings
+    def describe(self) -> dict[str, Any]:
+        m = self.model
+        given = self.baseline_given if self.layer_baseline is None else self.layer_baseline
+        out = {
+            "target": m.targets.describe() if m.neuron is None else None,
+            "baseline": describe_baseline(given),
+            "layer": self.layer_names(),
+            "batch_size": self.batch_size if self.batch_size is not None else f"auto ({m.rows} rows)",
+            "dtype": str(m.model_dtype).replace("torch.", ""),
+        }
+        if m.targets.many:
+            out["targets"] = m.targets.describe()
+        if self.layers is not None and self.layers.use_input:
+            out["layer_input"] = True
+        if m.neuron is not None:
+            out["neuron"] = type(m.neuron[0]).__name__
+        return out
+
+    def layer_names(self) -> Any:
+        if self.layers is None:
+            return None
+        names = [_layer_name(self.user_model, m) for m in self.layers.modules]
+        return names if self.layers.many else names[0]
+
+
+def _distinct(key: torch.Tensor | None, owner: torch.Tensor):
+    """(one row per distinct key, each row's index among them), or (None, None) without keys."""
+    if key is None:
+        return None, None
+    uniq, inverse = torch.unique(key, return_inverse=True)
+    pick = torch.zeros(uniq.shape[0], dtype=torch.long, device=owner.device)
+    pick.scatter_(0, inverse, torch.arange(key.shape[0], device=owner.device))
+    return pick, inverse
+
+
+@dataclass
+class Rows:
+    """Per path row results: attributions ``(P, k, *f)`` per tensor, completeness gap ``(P, k)``."""
+
+    attrs: tuple[torch.Tensor, ...]
+    delta: torch.Tensor
+    f_end: torch.Tensor
+    f_start: torch.Tensor
+
+
+def per_row(path: StraightLine, acc: tuple[torch.Tensor, ...], f_end, f_start, multiply: bool = True) -> Rows:
+    """``(x - x') * integral`` (or the bare integral) and the completeness gap of each row."""
+    P = path.rows
+    ig = tuple(d.unsqueeze(1) * a for d, a in zip(path.diffs, acc))
+    total = sum(a.reshape(P, a.shape[1], -1).sum(2, dtype=torch.float64) for a in ig)
+    delta = (total - (f_end.double() - f_start.double())).to(f_end.dtype)
+    return Rows(ig if multiply else acc, delta, f_end, f_start)
+
+
+def mean_by(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean over each owner's rows (float64 sums, so K similar values average without drift)."""
+    out = torch.zeros(n, *values.shape[1:], dtype=torch.float64, device=values.device)
+    out.index_add_(0, owner, values.double())
+    count = torch.bincount(owner, minlength=n).to(out.dtype).view(n, *[1] * (values.dim() - 1))
+    return (out / count).to(values.dtype)
+
+
+def shape_output(job: Job, tensors: tuple[torch.Tensor, ...], many: bool):
+    """Drop the target axis for one target; a lone tensor for one input (or one layer tensor)."""
+    if not many:
+        tensors = tuple(t[:, 0] for t in tensors)
+    if job.layers is None:
+        return tensors if job.was_tuple else tensors[0]
+    return tensors if (job.layers.many or len(tensors) > 1) else tensors[0]
+
+
+def squeeze(t: torch.Tensor | None, many: bool):
+    return t if t is None or many else t[:, 0]
+
+
+def describe_baseline(baseline: Any) -> Any:
+    if isinstance(baseline, (tuple, list)):
+        return [describe_baseline(b) for b in baseline]
+    if isinstance(baseline, torch.Tensor):
+        return f"tensor{tuple(baseline.shape)}"
+    return baseline
+
+
+def _layer_name(model: Any, layer: torch.nn.Module) -> str:
+    if isinstance(model, torch.nn.Module):
+        for name, m in model.named_modules():
+            if m is layer:
+                return name or type(layer).__name__
+    return type(layer).__name__
+
+
+def check_count(value: Any, name: str, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name}: expected an int >= {least}; got {value!r}")
+    return value
+
+
+def check_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0; got {value!r}")
+    return float(value)
