@@ -60,3 +60,33 @@ class StraightLine:
     def flat_diff(self) -> torch.Tensor:
         """``(P, F)``: the velocity of every path row, all inputs together."""
         return torch.cat([d.reshape(d.shape[0], -1) for d in self.diffs], 1)
+
+
+@dataclass(eq=False)
+class IndexedLine:
+    """Straight lines between shared end and start points: row ``p`` runs from
+    ``starts[start_index[p]]`` to ``ends[owner[p]]``; nothing is stored per row.
+
+    For many rows over few distinct points (Expected Gradients: samples x references), so
+    memory is that of the points, not of the rows.
+    """
+
+    ends: tuple[torch.Tensor, ...]
+    starts: tuple[torch.Tensor, ...]
+    owner: torch.Tensor
+    start_index: torch.Tensor
+
+    @property
+    def rows(self) -> int:
+        return self.owner.shape[0]
+
+    def at(self, rows: torch.Tensor, alphas: torch.Tensor):
+        """Points and velocities ``dz/dalpha`` for (row, alpha) pairs."""
+        si, ei = self.start_index.index_select(0, rows), self.owner.index_select(0, rows)
+        zs, vs = [], []
+        for e, s in zip(self.ends, self.starts):
+            st = s.index_select(0, si)
+            d = e.index_select(0, ei) - st
+            zs.append(st + alphas.view(-1, *[1] * (st.dim() - 1)) * d)
+            vs.append(d)
+        return tuple(zs), tuple(vs)

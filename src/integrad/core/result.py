@@ -37,6 +37,9 @@ class Attribution:
         Estimated error of the attribution vector (error-controlled mode only).
     converged : Tensor of bool, shape (batch,), optional
         Whether the requested tolerance was met (error-controlled mode only).
+    stderr : Tensor or tuple of Tensor, optional
+        Standard error of each attribution, shaped like ``attributions`` (sampled methods:
+        Expected Gradients, SmoothGrad).
     path_alphas, path_values, path_slopes : Tensor, shape (batch, m), optional
         Where the gradient was evaluated along the path, ``F`` there, and the slope
         ``dF/dalpha = grad F . (x - x')`` (NaN-padded when examples used different counts);
@@ -54,6 +57,7 @@ class Attribution:
     path_alphas: torch.Tensor | None = None
     path_values: torch.Tensor | None = None
     path_slopes: torch.Tensor | None = None
+    stderr: torch.Tensor | tuple[torch.Tensor, ...] | None = None
 
     _OPTIONAL = ("error", "converged", "path_alphas", "path_values", "path_slopes")
 
@@ -65,8 +69,9 @@ class Attribution:
 
     @property
     def total(self) -> torch.Tensor:
-        """Sum of all attributions per example, shape (batch,)."""
-        return sum(a.flatten(1).sum(1, dtype=torch.float64) for a in self.attributions_tuple)
+        """Sum of all attributions per example, shape (batch,) (``(batch, n_targets)`` with ``targets=``)."""
+        lead = self.delta.shape
+        return sum(a.reshape(*lead, -1).sum(-1, dtype=torch.float64) for a in self.attributions_tuple)
 
     @property
     def relative_delta(self) -> torch.Tensor:
@@ -80,6 +85,8 @@ class Attribution:
         from safetensors.torch import save_file
 
         tensors = {f"attributions.{i}": a for i, a in enumerate(self.attributions_tuple)}
+        if self.stderr is not None:
+            tensors |= {f"stderr.{i}": a for i, a in enumerate(_as_tuple(self.stderr))}
         tensors |= {"delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
                     "n_evals": self.n_evals}
         tensors |= {k: getattr(self, k) for k in self._OPTIONAL if getattr(self, k) is not None}
@@ -103,8 +110,11 @@ class Attribution:
             t = {k: f.get_tensor(k) for k in f.keys()}
         n_attr = sum(k.startswith("attributions.") for k in t)
         attrs = tuple(t[f"attributions.{i}"] for i in range(n_attr))
+        as_tuple = json.loads(meta["tuple"])
+        errs = tuple(t[f"stderr.{i}"] for i in range(n_attr)) if "stderr.0" in t else None
         return cls(
-            attributions=attrs if json.loads(meta["tuple"]) else attrs[0],
+            attributions=attrs if as_tuple else attrs[0],
+            stderr=None if errs is None else errs if as_tuple else errs[0],
             delta=t["delta"], f_x=t["f_x"], f_baseline=t["f_baseline"], n_evals=t["n_evals"],
             settings=json.loads(meta["settings"]), **{k: t.get(k) for k in cls._OPTIONAL},
         )
@@ -139,6 +149,10 @@ class Attribution:
         rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
                        f"<td>{html.escape(v)}</td></tr>" for k, v in self._summary_rows())
         return f"<table><caption>integrad Attribution (batch={self.delta.shape[0]})</caption>{rows}</table>"
+
+
+def _as_tuple(a: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return a if isinstance(a, tuple) else (a,)
 
 
 def _fmt(t: torch.Tensor, k: int = 4) -> str:

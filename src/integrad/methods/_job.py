@@ -99,27 +99,39 @@ class Job:
         input space only). ``start_key`` marks rows sharing a start point, so F is computed
         once per distinct start.
         """
-        m, B = self.model, self.batch
-        every = torch.arange(B, device=self.xs[0].device)
         if starts is None:
             starts = tuple(b.index_select(0, owner) for b in self.baselines)
+        if not references:
+            m = self.model
+            m.set_dtype(self.xs[0].dtype)
+            ends = self._perturbed(tuple(as_dtype(x, m.dtype) for x in self.xs))
+            st = tuple(as_dtype(s, m.dtype) for s in starts)
+            return StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner), None, None
+        ends, f_end, st_u, f_u, index = self.points(owner, starts, start_key)
+        st = st_u if index is None else tuple(s.index_select(0, index) for s in st_u)
+        f_start = f_u if index is None else f_u.index_select(0, index)
+        path = StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner)
+        return path, f_end.index_select(0, owner), f_start
+
+    def points(self, owner: torch.Tensor, starts: tuple[torch.Tensor, ...], start_key: torch.Tensor | None = None):
+        """Path-space end points per example and distinct start points, with F at each.
+
+        Returns ``(ends (B, ...), f_end (B, k), starts (U, ...), f_start (U, k), index)``: row
+        ``p``'s start is ``starts[index[p]]`` (``index`` is None when every row has its own).
+        """
+        m, B = self.model, self.batch
+        every = torch.arange(B, device=self.xs[0].device)
+        pick, index = _distinct(start_key, owner)
+        st_u = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
+        ex_u = owner if pick is None else owner.index_select(0, pick)
         if self.layers is None:
             m.set_dtype(self.xs[0].dtype)
-            ends = tuple(as_dtype(x, m.dtype) for x in self.xs)
-            if self.perturb is not None:
-                ends = self.perturb(ends)
-            st = tuple(as_dtype(s, m.dtype) for s in starts)
-            path = StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner)
-            if not references:
-                return path, None, None
-            # one scan for both ends: the inputs, then each distinct start
-            pick, inverse = _distinct(start_key, owner)
-            st_u = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
-            ex_u = owner if pick is None else owner.index_select(0, pick)
-            both = tuple(torch.cat([as_dtype(e, m.model_dtype), as_dtype(s, m.model_dtype)]) for e, s in zip(ends, st_u))
+            ends = self._perturbed(tuple(as_dtype(x, m.dtype) for x in self.xs))
+            # one scan for both: the inputs, then each distinct start
+            both = tuple(torch.cat([as_dtype(e, m.model_dtype), as_dtype(s, m.model_dtype)])
+                         for e, s in zip(ends, st_u))
             f = self._scan(both, torch.cat([every, ex_u]))
-            f_start = f[B:] if inverse is None else f[B:].index_select(0, inverse)
-            return path, f[:B].index_select(0, owner), f_start
+            return ends, f[:B], tuple(as_dtype(s, m.dtype) for s in st_u), f[B:], index
         f_end, act_x = m.scan(self.xs, every, self.batch_size or _REFERENCE_ROWS)
         m.set_dtype(act_x[0].dtype)
         act_x = tuple(as_dtype(a, m.dtype) for a in act_x)
@@ -127,32 +139,21 @@ class Job:
             act_x = self.perturb(act_x)
             f_end = self._scan(None, every, replace=act_x)
         if self.layer_baseline is not None:
-            act_b = self._layer_baseline(act_x, owner)
-            f_start = self._scan(None, owner, replace=act_b)
+            act_b = self._layer_baseline(act_x, ex_u)
+            f_start = self._scan(None, ex_u, replace=act_b)
         else:
-            f_start, act_b = self._scan_unique(starts, owner, start_key, read=True)
+            f_start, act_b = m.scan(st_u, ex_u, self.batch_size or _REFERENCE_ROWS)
             act_b = tuple(as_dtype(a, m.dtype) for a in act_b)
-        path = StraightLine(act_b, tuple(a.index_select(0, owner) - b for a, b in zip(act_x, act_b)), owner)
-        return path, as_dtype(f_end, m.dtype).index_select(0, owner), as_dtype(f_start, m.dtype)
+        return act_x, as_dtype(f_end, m.dtype), act_b, as_dtype(f_start, m.dtype), index
+
+    def _perturbed(self, ends):
+        return ends if self.perturb is None else self.perturb(ends)
 
     def _scan(self, parts, example, replace=None):
         rows = self.batch_size or _REFERENCE_ROWS
         if replace is not None:
             replace = tuple(as_dtype(r, self.model.model_dtype) for r in replace)
         return as_dtype(self.model.scan(parts, example, rows, replace=replace)[0], self.model.dtype)
-
-    def _scan_unique(self, starts, owner, key, read=False):
-        """F (and with ``read`` the layer tensors) at start points, once per distinct key."""
-        pick, inverse = _distinct(key, owner)
-        parts = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
-        ex = owner if pick is None else owner.index_select(0, pick)
-        f, act = self.model.scan(parts, ex, self.batch_size or _REFERENCE_ROWS)
-        if read and act is None:
-            raise ValueError("layer: no tensors were captured")
-        if inverse is not None:
-            f = f.index_select(0, inverse)
-            act = None if act is None else tuple(a.index_select(0, inverse) for a in act)
-        return (f, act) if read else as_dtype(f, self.model.dtype)
 
     def _layer_baseline(self, act_x, owner):
         if len(act_x) != 1:
