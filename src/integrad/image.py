@@ -57,6 +57,7 @@ import torch
 from .core import checks as C
 from . import baselines as B
 from .methods.ig import integrated_gradients
+from .methods.smooth import smoothgrad
 from .core.result import Attribution, OneExample
 from .models._imagenet import IMAGE_SIZE, SAMPLES, load_sample, prepare_image
 
@@ -188,6 +189,8 @@ def explain_image(
     sigma: float | None = None,
     size: int = IMAGE_SIZE,
     top_k: int = 5,
+    smooth: int | None = None,
+    noise: float = 0.15,
 ) -> ImageExplanation:
     """Attribute an image classifier's logit to the pixels of one image.
 
@@ -208,7 +211,7 @@ def explain_image(
     n_steps, method, batch_size
         As in :func:`integrad.integrated_gradients`.
     seed : int
-        For the random baselines.
+        For the random baselines and SmoothGrad's noise.
     sigma : float, optional
         ``"blur"``: kernel width in pixels (default side / 16); ``"gaussian"``: noise
         standard deviation (default 0.1).
@@ -216,6 +219,11 @@ def explain_image(
         Side that files and samples are resized to (224 for the embedded ImageNet model).
     top_k : int
         How many top classes to report.
+    smooth : int, optional
+        SmoothGrad-IG: average IG over this many copies of the image with Gaussian noise of
+        standard deviation ``noise`` times the image's range (``seed`` draws it), which
+        removes much of IG's speckle. Costs ``smooth`` times the evaluations; see
+        :func:`integrad.smoothgrad`.
 
     References
     ----------
@@ -234,10 +242,14 @@ def explain_image(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k: expected an int >= 1; got {top_k!r}")
     p, idx = probs.topk(min(top_k, probs.shape[0]))
-    res = integrated_gradients(model, x[None], baseline=base, target=t, method=method, n_steps=n_steps,
-                               batch_size=batch_size)
+    if smooth is None:
+        res = integrated_gradients(model, x[None], baseline=base, target=t, method=method, n_steps=n_steps,
+                                   batch_size=batch_size)
+    else:
+        res = smoothgrad(model, x[None], baseline=base, target=t, rule=method, n_steps=n_steps,
+                         batch_size=batch_size, n_samples=smooth, noise=noise, seed=seed)
     res = Attribution(attributions=res.attributions, delta=res.delta, f_x=res.f_x, f_baseline=res.f_baseline,
-                      n_evals=res.n_evals, settings=dict(res.settings) | {"baseline": base_name})
+                      n_evals=res.n_evals, stderr=res.stderr, settings=dict(res.settings) | {"baseline": base_name})
     top = tuple((names[i], q) for q, i in zip(p.tolist(), idx.tolist()))
     return ImageExplanation(source=source, image=x, top=top, target=t, target_name=names[t],
                             target_probability=float(probs[t]), baseline=base_name, result=res)

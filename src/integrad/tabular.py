@@ -54,6 +54,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .baselines import averaged
+from .methods.expected import expected_gradients
 from .core.result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
@@ -64,11 +65,16 @@ BASELINES = ("reference", "mean", "zero")
 
 @dataclass(frozen=True)
 class Reason:
-    """One original column: its raw value and its attribution (one-hot parts summed)."""
+    """One original column: its raw value and its attribution (one-hot parts summed).
+
+    ``stderr`` (Expected Gradients only) is the standard error of the attribution; for a
+    one-hot group it is the sum of its indicators' standard errors, an upper bound.
+    """
 
     feature: str
     value: Any
     attribution: float
+    stderr: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +115,8 @@ class ReasonCodes(OneExample):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        item = lambda r: {"feature": r.feature, "value": r.value, "attribution": r.attribution}
+        item = lambda r: {"feature": r.feature, "value": r.value, "attribution": r.attribution} | (
+            {} if r.stderr is None else {"stderr": r.stderr})
         return {
             "model": self.model, "target": self.target,
             "prediction": {"label": self.label, "probability": self.probability},
@@ -127,7 +134,8 @@ class ReasonCodes(OneExample):
             bar = (f"<div style='background:{colour};height:0.8em;"
                    f"width:{100 * abs(r.attribution) / scale:.1f}px'></div>")
             rows.append(f"<tr><td>{html.escape(r.feature)}</td><td>{html.escape(_fmt_value(r.value))}</td>"
-                        f"<td style='text-align:right'>{r.attribution:+.4f}</td><td>{bar}</td></tr>")
+                        f"<td style='text-align:right'>{r.attribution:+.4f}"
+                        f"{'' if r.stderr is None else f' ± {r.stderr:.4f}'}</td><td>{bar}</td></tr>")
         caption = html.escape(f"{self.model}: predicted {self.label}; P({self.target}) = {self.probability:.3f}; "
                               f"F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} ({self.baseline}), "
                               f"completeness gap {self.delta:.2e}")
@@ -165,11 +173,12 @@ def explain_row(
     *,
     baseline: str | torch.Tensor = "reference",
     reference: Sequence[Mapping[str, Any]] | torch.Tensor | None = None,
-    n_reference: int = 128,
+    n_reference: int | None = None,
     k: int = 5,
     target: int | None = None,
     method: str = "gausslegendre",
     n_steps: int = 50,
+    n_samples: int = 256,
     batch_size: int | None = None,
     seed: int = 0,
 ) -> ReasonCodes:
@@ -186,16 +195,22 @@ def explain_row(
     reference : list of dict or Tensor, optional
         Rows to draw the baselines from (raw, or encoded ``(rows, features)``); default the
         ``TabularModel``'s training rows. Required for other models with "reference"/"mean".
-    n_reference : int
-        Baselines drawn from ``reference`` with ``seed`` (all rows if there are fewer).
+    n_reference : int, optional
+        Baselines drawn from ``reference`` with ``seed`` (all rows if there are fewer);
+        default 128 for IG, every reference row for Expected Gradients.
     k : int
         Length of ``toward`` and ``against``.
     target : int, optional
         Class index for models with several output logits; default the predicted class.
     method, n_steps, batch_size
-        As in :func:`integrad.integrated_gradients`, per baseline.
+        As in :func:`integrad.integrated_gradients`, per baseline; or
+        ``method="expected_gradients"`` (with ``baseline="reference"``): Expected Gradients
+        over the reference rows, ``n_samples`` gradient evaluations, each column with its
+        standard error (:func:`integrad.expected_gradients`).
+    n_samples : int
+        Expected Gradients only: samples (gradient evaluations).
     seed : int
-        Picks the reference rows.
+        Picks the reference rows, and seeds Expected Gradients' draws.
 
     Returns
     -------
@@ -209,8 +224,14 @@ def explain_row(
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k: expected an int >= 0; got {k!r}")
-    if isinstance(n_reference, bool) or not isinstance(n_reference, int) or n_reference < 1:
+    eg = method == "expected_gradients"
+    if n_reference is not None and (isinstance(n_reference, bool) or not isinstance(n_reference, int)
+                                    or n_reference < 1):
         raise ValueError(f"n_reference: expected an int >= 1; got {n_reference!r}")
+    if eg and not isinstance(baseline, torch.Tensor) and baseline != "reference":
+        raise ValueError(f"method='expected_gradients' draws its baselines from the reference rows; use "
+                         f"baseline='reference' (or a (K, features) tensor), not {baseline!r}")
+    n_reference = n_reference if n_reference is not None else (None if eg else 128)
     ad = _adapt(model, row)
     raw = _raw_row(model, row)
     x = ad.encode([raw])
@@ -232,13 +253,20 @@ def explain_row(
             raise ValueError(f"target: expected a class index in 0..{logits.shape[1] - 1}; got {target!r}")
         prob, target_name, label = float(probs[t]), classes[t], classes[int(probs.argmax())]
 
-    res = averaged(ad.module, x, base, target=t, method=method, n_steps=n_steps, batch_size=batch_size)
+    if eg:
+        res = expected_gradients(ad.module, x, references=base, n_samples=n_samples, seed=seed, target=t,
+                                 batch_size=batch_size)
+        described = f"{described}; expected gradients, {n_samples} samples"
+    else:
+        res = averaged(ad.module, x, base, target=t, method=method, n_steps=n_steps, batch_size=batch_size)
     attr = res.attributions.double()
+    err = None if res.stderr is None else res.stderr.double()
     f_x, f_b = res.f_x.double(), res.f_baseline.double()
     # Kept in float64 so the reported numbers satisfy sum - (F(x) - F(baseline)) = delta exactly.
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
-                         n_evals=res.n_evals, settings=dict(res.settings) | {"baseline": described})
-    features = tuple(Reason(col, _plain(raw.get(col)), float(attr[0, idx].sum()))
+                         n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described})
+    features = tuple(Reason(col, _plain(raw.get(col)), float(attr[0, idx].sum()),
+                            None if err is None else float(err[0, idx].sum()))
                      for col, idx in ad.groups(x.shape[1], raw).items())
     toward = tuple(sorted((r for r in features if r.attribution > 0), key=lambda r: -r.attribution)[:k])
     against = tuple(sorted((r for r in features if r.attribution < 0), key=lambda r: r.attribution)[:k])

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from .methods.ig import integrated_gradients
+from .methods.smooth import smoothgrad
 from .core.result import Attribution, OneExample
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
@@ -108,6 +109,9 @@ def explain_text(
     n_steps: int = 50,
     batch_size: int | None = None,
     max_length: int | None = None,
+    smooth: int | None = None,
+    noise: float = 0.15,
+    seed: int = 0,
 ) -> TextExplanation | list[TextExplanation]:
     """Attribute a sequence classifier's logit to the words of each text.
 
@@ -129,6 +133,10 @@ def explain_text(
         As in :func:`integrad.integrated_gradients`.
     max_length : int, optional
         Longer texts are truncated with a warning; default the model's maximum.
+    smooth : int, optional
+        SmoothGrad-IG: average IG over this many copies with Gaussian noise added to the
+        word embeddings (never to the token ids), of standard deviation ``noise`` times each
+        text's embedding range; ``seed`` draws it. See :func:`integrad.smoothgrad`.
 
     References
     ----------
@@ -154,9 +162,12 @@ def explain_text(
     targets = _targets(target, probs.argmax(-1).tolist(), labels, len(items))
     layer = model.get_input_embeddings()
     base_ids, layer_base = _baseline(baseline, ids, keep, tokenizer, layer)
-    res = integrated_gradients(model, ids, baseline=base_ids, layer_baseline=layer_base, target=targets,
-                               layer=layer, forward_kwargs=kwargs, method=method, n_steps=n_steps,
-                               batch_size=batch_size)
+    common = dict(baseline=base_ids, layer_baseline=layer_base, target=targets, layer=layer, forward_kwargs=kwargs,
+                  n_steps=n_steps, batch_size=batch_size)
+    if smooth is None:
+        res = integrated_gradients(model, ids, method=method, **common)
+    else:
+        res = smoothgrad(model, ids, n_samples=smooth, noise=noise, seed=seed, rule=method, **common)
     scores = res.attributions.sum(-1).double().cpu()
     out = []
     for b, text in enumerate(items):
@@ -334,4 +345,5 @@ def _row(res: Attribution, b: int, baseline: Any) -> Attribution:
     pick = lambda t: t[b:b + 1]
     return Attribution(attributions=pick(res.attributions), delta=pick(res.delta), f_x=pick(res.f_x),
                        f_baseline=pick(res.f_baseline), n_evals=pick(res.n_evals),
+                       stderr=None if res.stderr is None else pick(res.stderr),
                        settings=dict(res.settings) | {"target": res.settings["target"][b], "baseline": baseline})

@@ -41,9 +41,11 @@ def tabular(
     k: int = typer.Option(5, "--k", help="Reason codes shown each way."),
     baseline: str = typer.Option("reference", "--baseline", help="reference (sampled training rows, averaged), "
                                  "mean (the mean row) or zero."),
-    n_reference: int = typer.Option(128, "--n-reference", help="Reference rows drawn for --baseline reference."),
+    n_reference: Optional[int] = typer.Option(None, "--n-reference", help="Reference rows drawn for --baseline "
+                                              "reference (default 128; all rows with expected_gradients)."),
     n_steps: int = typer.Option(50, "--n-steps", help="Quadrature nodes per baseline."),
-    method: str = typer.Option("gausslegendre", "--method", help="Quadrature rule."),
+    method: str = typer.Option("gausslegendre", "--method", help="Quadrature rule, or expected_gradients."),
+    n_samples: int = typer.Option(256, "--n-samples", help="Samples for --method expected_gradients."),
     target: Optional[int] = typer.Option(None, "--target", help="Class index, for models with several logits."),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing reference rows."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the reason codes as JSON here."),
@@ -55,7 +57,7 @@ def tabular(
     try:
         subject, raw, reference, note = _resolve(dataset, model, data, row)
         codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
-                            target=target, method=method, n_steps=n_steps, seed=seed)
+                            target=target, method=method, n_steps=n_steps, n_samples=n_samples, seed=seed)
     except _Bad as err:
         fail(str(err))
     except (ValueError, TypeError, IndexError, KeyError, ImportError, OSError, RuntimeError) as err:
@@ -174,7 +176,9 @@ def _print(codes, note: str) -> None:
     shown = [("+", "green", r) for r in codes.toward] + [("-", "red", r) for r in codes.against]
     for sign, colour, r in shown:
         value = f"{r.value:.4g}" if isinstance(r.value, float) else str(r.value)
-        table.add_row(f"[{colour}]{sign}[/]", escape(r.feature), escape(value), f"[{colour}]{r.attribution:+.4f}[/]")
+        err = "" if r.stderr is None else f" ± {r.stderr:.4f}"
+        table.add_row(f"[{colour}]{sign}[/]", escape(r.feature), escape(value),
+                      f"[{colour}]{r.attribution:+.4f}[/]{err}")
     listed = {id(r) for r in (*codes.toward, *codes.against)}
     rest = [r for r in codes.features if id(r) not in listed]
     if rest:

@@ -116,6 +116,7 @@ def run_eg(job: Job, refs: tuple[torch.Tensor, ...], n_samples: int, sampler: st
     ends, f_x, st_u, f_u, index = job.points(owner, starts, key)
     path = IndexedLine(ends, st_u, owner, index)
     n_groups = int(group.max()) + 1
+    m.plan(job.batch_size, job.max_memory, path.rows, sum(e[:1].numel() * e.element_size() for e in ends))
     mean, stderr, _, slopes = integrate_sampled(m, path, alpha.reshape(-1).to(device=device, dtype=m.dtype),
                                                 group.repeat(B).to(device), n_groups, B, multiply)
     f_b = mean_by(f_u.index_select(0, index), owner, B)
