@@ -1,14 +1,15 @@
 """Sampled point placement: Monte Carlo and randomised quasi-Monte Carlo over (reference, alpha).
 
 Expected Gradients draws, for each sample, a reference (a baseline) and a position alpha on
-the path. ``"random"`` draws both independently; ``"sobol"`` takes them from a scrambled
-Sobol sequence in two dimensions, split into independently scrambled *replicates*, so that
-the spread of the replicate means gives an honest standard error (one scrambled sequence
-alone has no variance estimate). Draws come from a ``torch.Generator``, never global state.
+the path. ``"random"`` draws both independently; ``"sobol"`` takes them from a Sobol
+sequence in two dimensions, in *replicates* that each get an independent random digital shift
+(XOR of the points' binary digits with a random vector), so that the spread of the replicate
+means gives an honest standard error (one randomised sequence alone has no variance
+estimate). Draws come from a ``torch.Generator``, never global state.
 
 References
 ----------
-Owen, "Scrambling Sobol' and Niederreiter-Xing points", J. Complexity 14, 1998.
+Sobol', "On the distribution of points in a cube and the approximate evaluation of integrals", 1967.
 L'Ecuyer & Lemieux, "Recent advances in randomized quasi-Monte Carlo methods", 2002.
 """
 
@@ -34,10 +35,14 @@ def draw(batch: int, n_samples: int, n_refs: int, sampler: str, generator: torch
     else:
         reps = min(_REPLICATES, n_samples)
         sizes = [n_samples // reps + (i < n_samples % reps) for i in range(reps)]
+        base = torch.quasirandom.SobolEngine(2).draw(batch * max(sizes), dtype=torch.float64)
+        bits = (base * 2.0 ** 32).long()  # Sobol points are dyadic: exact as 32-bit integers
         parts = []
         for size in sizes:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            pts = torch.quasirandom.SobolEngine(2, scramble=True, seed=seed).draw(batch * size, dtype=torch.float64)
+            # a random digital shift per replicate keeps the points' net structure and makes
+            # every point uniform on [0, 1)^2, so replicates are independent and unbiased
+            shift = torch.randint(0, 2 ** 32, (1, 2), generator=generator, dtype=torch.long)
+            pts = ((bits[:batch * size] ^ shift).double() + 0.5) / 2.0 ** 32
             parts.append(pts.view(batch, size, 2))
         u = torch.cat(parts, 1)
         group = torch.cat([torch.full((s,), i, dtype=torch.long) for i, s in enumerate(sizes)])

@@ -55,7 +55,7 @@ def expected_gradients(
     n_samples : int
         Samples (gradient evaluations) per example.
     sampler : {"sobol", "random"}
-        ``"sobol"``: 8 independently scrambled Sobol sequences over (reference, alpha), whose
+        ``"sobol"``: a Sobol sequence over (reference, alpha) in 8 randomly shifted replicates, whose
         spread gives ``stderr``; ``"random"``: independent uniform draws, i.i.d. ``stderr``.
     seed : int or torch.Generator
         All draws come from it; the global RNG is never touched.
