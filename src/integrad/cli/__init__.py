@@ -34,6 +34,11 @@ def explain_text_cmd(
     method: str = typer.Option("gausslegendre", help="Quadrature rule."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page here."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
+    smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many copies "
+                                         "with noise in the word embeddings."),
+    noise: float = typer.Option(0.15, "--noise", help="With --smooth: noise standard deviation, a fraction of the "
+                                "embeddings' range."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --smooth's noise."),
 ) -> None:
     """Colour the words of TEXT by how much they pushed the classifier's decision."""
     from ..text import explain_text, load_text_model
@@ -41,7 +46,7 @@ def explain_text_cmd(
     try:
         mdl, tok = load_text_model(str(model) if model else None)
         ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
-                          n_steps=n_steps, method=method)
+                          n_steps=n_steps, method=method, smooth=smooth, noise=noise, seed=seed)
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         fail(str(err))
     console.print(ex)

@@ -29,7 +29,11 @@ def image(
                                        "(default: <image name>-integrad.png)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
     n_steps: int = typer.Option(50, "--n-steps", help="Quadrature nodes (gradient evaluations)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the uniform and gaussian baselines."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the uniform and gaussian baselines and of --smooth."),
+    smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many noisy "
+                                         "copies of the image (costs that many times --n-steps)."),
+    noise: float = typer.Option(0.15, "--noise", help="With --smooth: noise standard deviation, a fraction of the "
+                                "image's range."),
 ) -> None:
     """Colour the pixels of IMAGE by how much they pushed the ImageNet classifier's logit."""
     from ..image import explain_image, load_image
@@ -44,7 +48,7 @@ def image(
             console.print(f"[yellow]note:[/] {escape(str(note.message))}", highlight=False, soft_wrap=True)
         model, names = load_imagenet_model()
         ex = explain_image(model, pixels, class_names=names, target=_index_or_name(target), baseline=baseline,
-                           n_steps=n_steps, seed=seed)
+                           n_steps=n_steps, seed=seed, smooth=smooth, noise=noise)
     except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as err:
         fail(str(err))
     ex = dataclasses.replace(ex, source=source)

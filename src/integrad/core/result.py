@@ -125,8 +125,14 @@ class Attribution:
         shapes = ", ".join(str(tuple(a.shape)) for a in self.attributions_tuple)
         rel = self.relative_delta
         rel = rel[torch.isfinite(rel)]
+        method = f"{s.get('method')} ({s.get('n_steps')} steps)" if s.get("n_steps") else str(s.get("method"))
+        if s.get("n_samples") and not s.get("n_steps"):
+            method += f" ({s['n_samples']} samples, {s.get('sampler')})"
+        smooth = s.get("smoothgrad")
+        if isinstance(smooth, Mapping):
+            method = f"smoothgrad ({smooth.get('mode')}, {smooth.get('n_samples')} noisy copies) of {method}"
         rows = [
-            ("method", f"{s.get('method')} ({s.get('n_steps')} steps)" if s.get("n_steps") else str(s.get("method"))),
+            ("method", method),
             ("attributions", shapes + (f" at layer {s['layer']}" if s.get("layer") else "")),
             ("target", str(s.get("target"))),
             ("F(x)", _fmt(self.f_x)),
@@ -136,6 +142,10 @@ class Attribution:
             ("model gradient evaluations", f"{int(self.n_evals.sum())} "
              f"({int(self.n_evals.min())}-{int(self.n_evals.max())} per example)"),
         ]
+        if self.stderr is not None:
+            errs = torch.cat([e.reshape(-1) for e in _as_tuple(self.stderr)]).double()
+            rows.append(("standard error", f"mean {errs.mean().item():.3g}, max {errs.max().item():.3g} "
+                         "(per attribution)"))
         if self.converged is not None:
             rows.append(("tolerance met", f"{int(self.converged.sum())} of {self.converged.numel()} examples "
                          f"(estimated relative error up to {self.error.max().item():.2g}, rtol={s.get('rtol')})"))
