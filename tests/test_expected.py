@@ -54,10 +54,7 @@ def test_identical_references_give_exact_ig_on_linear_model(sampler):
 
 @pytest.mark.parametrize("sampler", [
     "sobol",
-    pytest.param("random", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: integrate_sampled's i.i.d. stderr uses the one-pass variance E[g^2] - E[g]^2, which "
-        "cancels: equal samples of size ~5 give stderr ~5e-8 in float64 (~7e-3 on attributions of 50 "
-        "in float32, not shrinking with n_samples) instead of 0"))),
+    "random",
 ])
 def test_stderr_zero_when_every_sample_is_equal(sampler):
     x, r = randn(0, 3, 4), randn(1, 4)

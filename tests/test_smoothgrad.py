@@ -210,9 +210,6 @@ def test_expected_gradients_without_references_is_refused():
         integrad.smoothgrad(mlp([4, 8, 1]), randn(0, 3, 4), method="expected_gradients")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: smoothgrad(rule='bogus') is checked by the IG placement, whose message starts 'method: ...', "
-    "but in smoothgrad method= is the wrapped method; the argument at fault is rule="))
 def test_bad_rule_error_names_rule():
     with pytest.raises(ValueError, match=r"^rule:"):
         integrad.smoothgrad(mlp([4, 8, 1]), randn(0, 3, 4), rule="bogus")

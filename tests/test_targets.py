@@ -169,11 +169,6 @@ def test_scalar_inputs_rtol():
     assert ((res.attributions - X1**3).abs() <= 1e-4 * X1**3).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: core/adaptive.py builds the Simpson weights _S1, _S2 as float32 tensors "
-    "(torch.tensor([...]) / 6, / 12) and casts them to float64 later, so rtol= integration in float64 "
-    "is off by ~3e-8 relative even on a polynomial it integrates exactly (x**3: 27 + 8.0e-7), while "
-    "its error estimate says 0 and converged=True at rtol=1e-10"))
 def test_scalar_inputs_rtol_exact_on_cubic_in_float64():
     res = integrad.integrated_gradients(cube, X1, rtol=1e-10)
     assert res.converged.all()

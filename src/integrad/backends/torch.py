@@ -269,10 +269,10 @@ def _neuron(neuron: Any):
     def pick(out, rows):
         if out.dim() != len(index) + 1:
             raise ValueError(f"neuron: index {sel!r} has {len(index)} entries but {type(module).__name__}'s output "
-                             f"has shape {C.shape(out)} ({out.dim() - 1} dimensions after the batch)")
+                             f"has shape {C._per_example(out)} ({out.dim() - 1} dimensions after the batch)")
         for i, n in zip(index, out.shape[1:]):
             if isinstance(i, int) and not -n <= i < n:
                 raise ValueError(f"neuron: index {sel!r} is out of range for {type(module).__name__}'s output of "
-                                 f"shape {C.shape(out)}")
+                                 f"shape {C._per_example(out)}")
         return out[(slice(None), *index)].reshape(rows, -1).sum(1)
     return module, pick

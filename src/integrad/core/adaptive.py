@@ -45,8 +45,8 @@ _COHERENT = 0.7
 
 
 # Simpson on a panel (3 points) and on its halves (5 points), per unit width
-_S1 = torch.tensor([1.0, 0.0, 4.0, 0.0, 1.0]) / 6
-_S2 = torch.tensor([1.0, 4.0, 2.0, 4.0, 1.0]) / 12
+_S1 = torch.tensor([1.0, 0.0, 4.0, 0.0, 1.0], dtype=torch.float64) / 6
+_S2 = torch.tensor([1.0, 4.0, 2.0, 4.0, 1.0], dtype=torch.float64) / 12
 
 
 @dataclass(eq=False)

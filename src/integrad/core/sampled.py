@@ -62,7 +62,12 @@ def integrate_sampled(model, path, alphas: torch.Tensor, group: torch.Tensor, n_
     P, k = path.rows, model.k
     width = sum(e[0].numel() for e in path.ends)
     sums = torch.zeros(batch * n_groups, k, width, dtype=model.dtype, device=alphas.device)
+    # i.i.d. variance from data shifted by each example's first sample, so that a spread much
+    # smaller than the mean is not lost to cancellation (and equal samples give exactly 0)
     squares = torch.zeros(batch, k, width, dtype=model.dtype, device=alphas.device) if n_groups == 1 else None
+    shifted = torch.zeros_like(squares) if squares is not None else None
+    shift = torch.zeros_like(squares) if squares is not None else None
+    seen = torch.zeros(batch, dtype=torch.bool, device=alphas.device)
     values = torch.empty(P, k, dtype=model.dtype, device=alphas.device)
     slopes = torch.empty(P, k, dtype=torch.float64, device=alphas.device)
     lo = 0
@@ -80,7 +85,17 @@ def integrate_sampled(model, path, alphas: torch.Tensor, group: torch.Tensor, n_
             contrib = torch.cat([g.to(model.dtype).reshape(rows.shape[0], k, -1) for g in grads], 2)
         sums.index_add_(0, owner * n_groups + group.index_select(0, rows), contrib)
         if squares is not None:
-            squares.index_add_(0, owner, contrib.square())
+            new = ~seen.index_select(0, owner)
+            if new.any():
+                first = torch.zeros(batch, dtype=torch.long, device=owner.device)
+                idx = torch.arange(owner.shape[0], device=owner.device)
+                first.scatter_reduce_(0, owner[new], idx[new], "amin", include_self=False)
+                fresh = torch.unique(owner[new])
+                shift[fresh] = contrib[first[fresh]]
+                seen[fresh] = True
+            dev = contrib - shift.index_select(0, owner)
+            shifted.index_add_(0, owner, dev)
+            squares.index_add_(0, owner, dev.square())
     C.check_finite(values, "model output", path.owner)
     C.check_finite(sums, "gradient w.r.t. inputs", torch.arange(batch * n_groups) // n_groups)
     counts = torch.bincount(path.owner * n_groups + group, minlength=batch * n_groups).to(model.dtype)
@@ -88,7 +103,7 @@ def integrate_sampled(model, path, alphas: torch.Tensor, group: torch.Tensor, n_
     if squares is not None:
         n = counts.view(batch, 1, 1)
         mean = per_group.view(batch, k, width)
-        var = (squares / n - mean.square()).clamp_min(0) * n / (n - 1).clamp_min(1)
+        var = (squares / n - (shifted / n).square()).clamp_min(0) * n / (n - 1).clamp_min(1)
         return mean, (var / n).sqrt(), values, slopes
     g = per_group.view(batch, n_groups, k, width)
     weights = counts.view(batch, n_groups, 1, 1) / counts.view(batch, n_groups).sum(1).view(batch, 1, 1, 1)

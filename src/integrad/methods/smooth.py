@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
 
 from ..core.result import Attribution
+from ..core.rules import METHODS
 from ._job import Job, check_count, check_number, mean_by, shape_output, squeeze
 from .expected import _references, generator, run_eg
 from .ig import placement, run_ig
@@ -107,6 +109,9 @@ def smoothgrad(
     if noise_scale not in ("relative", "absolute"):
         raise ValueError(f"noise_scale: expected 'relative' or 'absolute'; got {noise_scale!r}")
     check_count(n_samples, "n_samples")
+    if "rule" in method_options and method_options["rule"] not in METHODS:
+        raise ValueError(f"rule: expected one of {', '.join(map(repr, METHODS))} (the wrapped IG's quadrature "
+                         f"rule); got {method_options['rule']!r}")
     sigma = check_number(noise, "noise")
     o = dict(method_options)
     job = Job(model, inputs, baseline=o.pop("baseline", 0.0), target=target, targets=targets, head=head,
@@ -159,7 +164,12 @@ def _noise(sigma: float, relative: bool, gen: torch.Generator) -> Callable:
             scale = sigma
             if relative:
                 flat = e.reshape(e.shape[0], -1)
-                scale = sigma * (flat.amax(1) - flat.amin(1)).view(-1, *[1] * (e.dim() - 1))
+                spread = flat.amax(1) - flat.amin(1)
+                if sigma > 0 and (spread == 0).any():
+                    warnings.warn("noise: some examples have all their values equal (range 0, e.g. one number "
+                                  "per example), so relative noise adds nothing to them; pass "
+                                  "noise_scale='absolute'", stacklevel=5)
+                scale = sigma * spread.view(-1, *[1] * (e.dim() - 1))
             out.append(e + scale * eps)
         return tuple(out)
 
