@@ -204,9 +204,7 @@ def test_layer_ig_on_layer_returning_a_tuple():
 
 
 @pytest.mark.filterwarnings("ignore:Multiple layers provided")
-@pytest.mark.parametrize("names", [("side",), ("pair", "side"), pytest.param(("side", "pair"), marks=pytest.mark.xfail(
-    strict=True, reason="engine bug: layer=[a, b] returns the tensors in the order the modules run in the forward "
-                        "pass, not in the order of the list"))])
+@pytest.mark.parametrize("names", [("side",), ("pair", "side"), ("side", "pair")])
 def test_layer_ig_list_of_layers_gives_captums_list(names):
     net, x = seeded(TupleNet()), rand(3, 5)
     layers = [getattr(net, n) for n in names]
@@ -218,13 +216,7 @@ def test_layer_ig_list_of_layers_gives_captums_list(names):
     assert (ours[1] - theirs[1]).abs().max() <= 1e-8
 
 
-_INPLACE_BUG = pytest.mark.xfail(strict=True, reason="engine bug: the layer activations read at the input and "
-                                 "baseline are overwritten by the ReLU(inplace=True) that follows, so the path runs "
-                                 "between relu(z_baseline) and relu(z_input)")
-
-
-@pytest.mark.parametrize("index, layer_input", [pytest.param(0, False, marks=_INPLACE_BUG),
-                                                pytest.param(1, True, marks=_INPLACE_BUG), (1, False), (2, True)],
+@pytest.mark.parametrize("index, layer_input", [(0, False), (1, True), (1, False), (2, True)],
                          ids=["linear_output", "relu_input", "relu_output", "head_input"])
 def test_layer_ig_around_inplace_relu(index, layer_input):
     # Captum fails on the first two ("a leaf Variable ... in-place"); integrad is compared with

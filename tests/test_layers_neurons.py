@@ -231,3 +231,43 @@ def test_multiply_by_inputs_false_at_a_layer():
     h, h0 = net[:2](x).detach(), net[:2](torch.zeros(1, 4, dtype=torch.float64)).detach()
     assert close(local.attributions * (h - h0), full.attributions)
     assert (local.delta - full.delta).abs().max() <= 1e-15
+
+
+class _ProductAfterRelu(torch.nn.Module):
+    def __init__(self, inplace):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2, bias=False).double()
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(2, dtype=torch.float64))
+        self.act = torch.nn.ReLU(inplace=inplace)
+
+    def forward(self, x):
+        h = self.act(self.lin(x))
+        return h[:, 0] * h[:, 1]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_layer_read_is_not_changed_by_inplace_op_after_it(inplace):
+    # path in the Linear's output from (-1, 0) to (1, 2): F = relu(h0) relu(h1); exact IG is
+    # (1.5, 0.5) (h0 is negative for the first half of the path)
+    net = _ProductAfterRelu(inplace)
+    x, b = torch.tensor([[1.0, 2.0]], dtype=torch.float64), torch.tensor([[-1.0, 0.0]], dtype=torch.float64)
+    res = integrad.integrated_gradients(net, x, baseline=b, layer=net.lin, rtol=1e-10)
+    assert torch.allclose(res.attributions, torch.tensor([[1.5, 0.5]], dtype=torch.float64), atol=1e-8)
+
+
+def test_layer_list_comes_back_in_the_order_given():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = torch.nn.Linear(3, 4).double(), torch.nn.Linear(3, 2).double()
+
+        def forward(self, x):  # first runs before second
+            return torch.cat([self.first(x), self.second(x)], 1).tanh().sum(1)
+
+    net, x = Net(), torch.randn(2, 3, dtype=torch.float64)
+    swapped = integrad.integrated_gradients(net, x, layer=[net.second, net.first])
+    ordered = integrad.integrated_gradients(net, x, layer=[net.first, net.second])
+    assert [tuple(a.shape) for a in swapped.attributions] == [(2, 2), (2, 4)]
+    assert torch.equal(swapped.attributions[0], ordered.attributions[1])
+    assert torch.equal(swapped.attributions[1], ordered.attributions[0])

@@ -90,9 +90,8 @@ class LayerTap:
 
     def __init__(self, layers: Layers, replace: tuple[torch.Tensor, ...] | None = None, keep_graph: bool = False):
         self.layers, self.replace, self.keep_graph = layers, replace, keep_graph
-        self.read: list[tuple[torch.Tensor, ...]] = []
+        self.read: list[tuple[torch.Tensor, ...] | None] = [None] * len(layers.modules)
         self.calls = [0] * len(layers.modules)
-        self._next = 0
 
     def _name(self, i: int) -> str:
         return f"layer{f'[{i}]' if self.layers.many else ''}"
@@ -107,11 +106,15 @@ class LayerTap:
                             f"{what} is a tensor or a tuple of tensors (e.g. the embedding, not the ids)")
         items = [value] if isinstance(value, torch.Tensor) else list(value)
         if self.replace is None:
-            self.read.append(tuple(items[p] if self.keep_graph else items[p].detach() for p in pos))
+            # a copy: an in-place operation after the layer (ReLU(inplace=True)) would change it
+            self.read[i] = tuple(items[p] if self.keep_graph else items[p].detach().clone() for p in pos)
             return None
-        n = len(pos)
-        new = self.replace[self._next:self._next + n]
-        self._next += n
+        counts = self.layers.counts
+        if counts is None or counts[i] != len(pos):
+            raise ValueError(f"{self._name(i)}: {type(module).__name__} {what} has {len(pos)} floating-point "
+                             f"tensors now but had {None if counts is None else counts[i]} when it was read")
+        start = sum(counts[:i])
+        new = self.replace[start:start + len(pos)]
         for p, z in zip(pos, new):
             if items[p].shape != z.shape:
                 raise ValueError(f"{self._name(i)}: {type(module).__name__} {what} has shape {tuple(items[p].shape)} "
@@ -151,7 +154,8 @@ class LayerTap:
 
     @property
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        return tuple(t for r in self.read for t in r)
+        """The tensors read, in the order of the modules given (not the order they ran)."""
+        return tuple(t for r in self.read if r is not None for t in r)
 
 
 class Stop(Exception):
