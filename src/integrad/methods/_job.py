@@ -121,7 +121,7 @@ class Job:
         """
         m, B = self.model, self.batch
         every = torch.arange(B, device=self.xs[0].device)
-        pick, index = _distinct(start_key, owner)
+        pick, index = distinct(start_key, owner)
         st_u = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
         ex_u = owner if pick is None else owner.index_select(0, pick)
         if self.layers is None:
@@ -188,7 +188,7 @@ class Job:
         return names if self.layers.many else names[0]
 
 
-def _distinct(key: torch.Tensor | None, owner: torch.Tensor):
+def distinct(key: torch.Tensor | None, owner: torch.Tensor):
     """(one row per distinct key, each row's index among them), or (None, None) without keys."""
     if key is None:
         return None, None

@@ -10,7 +10,7 @@ from ..core import checks as C
 from ..core.paths import IndexedLine
 from ..core.result import Attribution
 from ..core.sampled import draw, integrate_sampled
-from ._job import Job, check_count, mean_by, shape_output, squeeze
+from ._job import Job, distinct, check_count, mean_by, shape_output, squeeze
 
 __all__ = ["expected_gradients"]
 
@@ -111,9 +111,10 @@ def run_eg(job: Job, refs: tuple[torch.Tensor, ...], n_samples: int, sampler: st
     # F at a reference depends on the example only through batch-first extra arguments
     shared = not any(isinstance(a, torch.Tensor) and a.dim() > 0 and a.shape[0] == m.fwd_batch
                      for a in (*m.fwd_args, *m.fwd_kwargs.values()))
-    key = ref if shared else owner * K + ref
-    starts = tuple(r.index_select(0, ref) for r in refs)
-    ends, f_x, st_u, f_u, index = job.points(owner, starts, key)
+    # the distinct start points only: samples x references rows are never stored
+    pick, index = distinct(ref if shared else owner * K + ref, owner)
+    starts = tuple(r.index_select(0, ref.index_select(0, pick)) for r in refs)
+    ends, f_x, st_u, f_u, _ = job.points(owner.index_select(0, pick), starts)
     path = IndexedLine(ends, st_u, owner, index)
     n_groups = int(group.max()) + 1
     m.plan(job.batch_size, job.max_memory, path.rows, sum(e[:1].numel() * e.element_size() for e in ends))
