@@ -16,6 +16,8 @@ pytest.importorskip("PIL")
 
 from PIL import Image  # noqa: E402
 
+import integrad  # noqa: E402
+
 from integrad.image import BASELINES, explain_image, load_image  # noqa: E402
 from integrad.models._imagenet import SAMPLES, imagenet_class_names, load_imagenet_model, load_sample  # noqa: E402
 from integrad.models._mnist import load_mnist_digits, load_mnist_model  # noqa: E402
@@ -352,3 +354,16 @@ def test_cli_reports_a_non_image_file(cli, tmp_path):
     bad.write_bytes(b"\x00\x01 definitely not a jpeg")
     res = cli(bad)
     assert res.exit_code == 2 and "is not an image file Pillow can read" in " ".join(res.output.split())
+
+
+def test_smooth_equals_smoothgrad_of_ig_and_zero_noise_equals_ig():
+    model, img = toy_model(), toy_image()
+    plain = explain_image(model, img, n_steps=16)
+    still = explain_image(model, img, n_steps=16, smooth=3, noise=0.0)
+    assert torch.allclose(still.attributions, plain.attributions, atol=1e-12)
+    noisy = explain_image(model, img, n_steps=16, smooth=4, noise=0.1, seed=5)
+    direct = integrad.smoothgrad(model, img[None], n_samples=4, noise=0.1, seed=5, n_steps=16,
+                                 target=noisy.target)
+    assert torch.allclose(noisy.attributions, direct.attributions[0], atol=1e-12)
+    assert noisy.result.stderr is not None and noisy.result.settings["smoothgrad"]["n_samples"] == 4
+    assert int(noisy.result.n_evals.sum()) == 4 * 16

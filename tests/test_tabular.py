@@ -296,3 +296,37 @@ def test_cli_bad_input_exits_2_with_clear_message(case, tmp_path, monkeypatch, c
     flat = " ".join(res.output.split())
     assert flat.startswith("error: ") and message in flat, flat
     assert "Traceback" not in res.output
+
+
+# ---------------------------------------------------------------------------- expected gradients
+def test_expected_gradients_reason_codes_carry_stderr_and_complete_in_expectation(credit):
+    eg = explain_row(credit, 0, method="expected_gradients", n_samples=512, seed=1)
+    assert eg.result.n_evals.tolist() == [512]
+    assert all(r.stderr is not None and r.stderr >= 0 for r in eg.features)
+    # the reported numbers are consistent: the columns add up to F(x) - F(baseline) + delta
+    total = sum(r.attribution for r in eg.features)
+    assert total - (eg.f_x - eg.f_baseline) == pytest.approx(eg.delta, abs=1e-10)
+    # completeness in expectation: the gap is within a few (summed, so upper-bound) standard errors
+    assert abs(eg.delta) <= 4 * sum(r.stderr for r in eg.features)
+    # the same expectation as IG averaged over every training row, within the stated error
+    exact = explain_row(credit, 0, n_reference=len(credit.train_index), n_steps=32)
+    ref = {r.feature: r.attribution for r in exact.features}
+    within = [abs(r.attribution - ref[r.feature]) <= 4 * r.stderr + 1e-9 for r in eg.features]
+    assert sum(within) >= len(within) - 1
+    again = explain_row(credit, 0, method="expected_gradients", n_samples=512, seed=1)
+    assert [r.attribution for r in again.features] == [r.attribution for r in eg.features]
+
+
+def test_expected_gradients_refuses_a_single_baseline(credit):
+    with pytest.raises(ValueError, match="method='expected_gradients' draws its baselines"):
+        explain_row(credit, 0, method="expected_gradients", baseline="zero")
+
+
+def test_cli_expected_gradients_writes_stderr(tmp_path):
+    out = tmp_path / "eg.json"
+    done = subprocess.run([sys.executable, "-m", "integrad.cli", "explain", "tabular", "--dataset", "german-credit",
+                           "--row", "3", "--method", "expected_gradients", "--n-samples", "64", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert all("stderr" in f for f in data["features"]) and "±" in done.stdout

@@ -193,3 +193,16 @@ def test_classic_example_on_the_embedded_model():
     assert ranked[-1].text == "love" and ranked[0].text == "dislike"
     assert abs(ex.delta) <= 0.01 * abs(ex.f_x - ex.f_baseline)
     assert ex.label == "POSITIVE" and ex.target == "POSITIVE"
+
+
+def test_smooth_puts_noise_in_embeddings_and_keeps_completeness_on_average():
+    tok = wordpiece_tokenizer()
+    model = tiny_bert(len(tok))
+    plain = explain_text(model, tok, "good movie", n_steps=32)
+    still = explain_text(model, tok, "good movie", n_steps=32, smooth=2, noise=0.0)
+    assert [t.attribution for t in still.tokens] == pytest.approx([t.attribution for t in plain.tokens], abs=1e-12)
+    noisy = explain_text(model, tok, "good movie", n_steps=32, smooth=4, noise=0.1)
+    assert noisy.result.settings["smoothgrad"]["n_samples"] == 4
+    assert noisy.result.settings["layer"] is not None  # the noise went into the embedding layer's space
+    assert abs(noisy.delta) <= 1e-2 * abs(noisy.f_x - noisy.f_baseline) + 1e-6
+    assert [t.attribution for t in noisy.tokens] != [t.attribution for t in plain.tokens]

@@ -83,7 +83,3 @@ explain_app.command("tabular")(tabular)
 
 def main() -> None:  # pragma: no cover
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
