@@ -12,6 +12,7 @@ bytes autograd saves per row set the block size for the rest (``rows``).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Iterator
 
 import torch
@@ -74,6 +75,7 @@ class TorchModel:
         self.dtype = xs[0].dtype
         self.origin: torch.Tensor | None = None  # copies: the user's example of each
         self.fwd_batch = self.batch
+        self.batched: bool | None = None  # several targets: vectorised backward or one per target
 
     def copies(self, origin: torch.Tensor) -> "TorchModel":
         """The same problem on copies of the examples (``origin[c]`` is copy ``c``'s example).
@@ -183,8 +185,9 @@ class TorchModel:
             saved = SavedBytes(self._exclude())
             with saved:
                 out = self._gradients(zs, example, check)
-            # k targets take k gradients of every activation in the backward pass
-            self.rows = rows_for(saved.bytes * self.k / example.shape[0], self.max_memory)
+            # vectorised over k targets, the backward pass holds k gradients of every activation
+            scale = self.k if self.batched else 1
+            self.rows = rows_for(saved.bytes * scale / example.shape[0], self.max_memory)
             self.measure = False
             return out
         return self._gradients(zs, example, check)
@@ -202,7 +205,10 @@ class TorchModel:
             raise ValueError("model output does not depend on the inputs through differentiable operations "
                              f"(no gradient){' at the layer' if self.layers is not None else ''}; check that "
                              "the model does not detach, round or index with its inputs")
-        grads = _backward(s, zs)
+        if s.shape[1] > 1 and self.batched is None:
+            self.batched, grads = _choose_backward(s, zs)
+        else:
+            grads = _backward(s, zs, batched=bool(self.batched))
         if all(g is None for g in grads):
             raise ValueError("model output does not depend on the inputs (autograd found no path); check that "
                              "the model uses its inputs")
@@ -226,25 +232,39 @@ class TorchModel:
         return torch.cat(values), torch.cat(grads)
 
 
-def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, ...]:
+def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...], batched: bool = False, retain: bool = False):
     """Gradients of each of the ``k`` columns of ``s`` w.r.t. ``zs``, stacked on axis 1.
 
-    One backward pass for one target; for several, one vectorised backward over the graph of
-    the shared forward pass (``is_grads_batched``), or a loop over it where an operation has
-    no batching rule.
+    One backward pass for one target. For several, the graph of the one shared forward pass
+    is walked either once, vectorised over the targets (``batched``: ``is_grads_batched``),
+    or once per target; which is faster depends on the model (an MLP gained 0.58x vs 0.93x of
+    k single calls from vectorising at k = 10, a CNN lost: docs/benchmarks_family.md), so
+    :class:`TorchModel` times both on its first block.
     """
     k = s.shape[1]
     if k == 1:
-        grads = torch.autograd.grad(s.sum(), zs, allow_unused=True)
+        grads = torch.autograd.grad(s.sum(), zs, allow_unused=True, retain_graph=retain)
         return tuple(None if g is None else g.unsqueeze(1) for g in grads)
-    eye = torch.eye(k, dtype=s.dtype, device=s.device).unsqueeze(1).expand(k, s.shape[0], k)
-    try:
+    if batched:
+        eye = torch.eye(k, dtype=s.dtype, device=s.device).unsqueeze(1).expand(k, s.shape[0], k)
         grads = torch.autograd.grad(s, zs, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
-                                    retain_graph=True)
-    except RuntimeError:
-        per = [torch.autograd.grad(s[:, j].sum(), zs, allow_unused=True, retain_graph=j < k - 1) for j in range(k)]
-        grads = tuple(None if per[0][i] is None else torch.stack([p[i] for p in per]) for i in range(len(zs)))
-    return tuple(None if g is None else g.movedim(0, 1) for g in grads)
+                                    retain_graph=retain)
+        return tuple(None if g is None else g.movedim(0, 1) for g in grads)
+    per = [torch.autograd.grad(s[:, j].sum(), zs, allow_unused=True, retain_graph=retain or j < k - 1)
+           for j in range(k)]
+    return tuple(None if per[0][i] is None else torch.stack([p[i] for p in per], 1) for i in range(len(zs)))
+
+
+def _choose_backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...]):
+    """Both ways of taking ``k`` gradients on this block, timed; the faster one and its result."""
+    t0 = time.perf_counter()
+    looped = _backward(s, zs, batched=False, retain=True)
+    t1 = time.perf_counter()
+    try:
+        _backward(s, zs, batched=True)
+    except RuntimeError:  # an operation without a batching rule
+        return False, looped
+    return time.perf_counter() - t1 < t1 - t0, looped
 
 
 def _neuron(neuron: Any):
