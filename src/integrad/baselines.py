@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .core import checks as C
-from .methods._job import Job, mean_by, shape_output, squeeze
+from .methods._job import Job, mean_by, shape_output
 from .methods.ig import integrated_gradients, placement, run_ig
 from .core.result import Attribution
 
@@ -224,8 +224,8 @@ def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, ato
         bound = (info["error"].double() * size).view(K, B).mean(0)
         extra["error"] = bound / torch.cat([a.reshape(B, -1) for a in attrs], 1).double().norm(dim=1)
     return Attribution(
-        attributions=shape_output(job, attrs, many), delta=squeeze(mean_by(rows.delta, owner, B), many),
-        f_x=squeeze(rows.f_end[:B], many), f_baseline=squeeze(mean_by(rows.f_start, owner, B), many),
+        attributions=shape_output(job, attrs, many), delta=mean_by(rows.delta, owner, B),
+        f_x=rows.f_end[:B], f_baseline=mean_by(rows.f_start, owner, B),
         n_evals=_evals(info["n_evals"], owner, B),
         settings=settings, **extra,
     )

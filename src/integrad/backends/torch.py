@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -93,14 +93,12 @@ class TorchModel:
     def _user(self, example: torch.Tensor) -> torch.Tensor:
         return example if self.origin is None else self.origin.index_select(0, example)
 
-    @contextlib.contextmanager
-    def guard(self) -> Iterator["TorchModel"]:
+    def guard(self) -> "_Guard":
         """Parameters frozen and modes kept for the duration; autograd on."""
         if torch.is_inference_mode_enabled():
             raise RuntimeError("integrad needs autograd, but torch.inference_mode() is active; call it outside "
                                "that block")
-        with ModelGuard(self.model), torch.enable_grad():
-            yield self
+        return _Guard(self.model)
 
     def set_dtype(self, model_dtype: torch.dtype) -> None:
         """The model's dtype in path space; accumulation is float32 for half precision."""
@@ -116,7 +114,12 @@ class TorchModel:
 
     # ------------------------------------------------------------------ forward only
     def _forward(self, parts, example, replace=None, read=False, keep_graph=False):
-        args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.fwd_batch, self._user(example))
+        if self.fwd_args or self.fwd_kwargs:
+            args, kwargs = C.expand_forward_args(self.fwd_args, self.fwd_kwargs, self.fwd_batch, self._user(example))
+        else:
+            args, kwargs = (), {}
+        if self.layers is None and self.neuron is None:  # the plain case, without hooks
+            return self.model(*parts, *args, **kwargs), None
         tap = None
         with contextlib.ExitStack() as stack:
             if self.layers is not None and (replace is not None or read):
@@ -132,8 +135,11 @@ class TorchModel:
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:
-            return self.targets.select(out, self._user(example))
-        return self.neuron[1](out, example.shape[0])[:, None]
+            tg = self.targets
+            if not tg.many:  # one target: no target axis
+                return tg.items[0].select(out, example if self.origin is None else self._user(example))
+            return tg.select(out, self._user(example))
+        return self.neuron[1](out, example.shape[0])
 
     def scan(self, parts: tuple[torch.Tensor, ...] | None, example: torch.Tensor, rows: int,
              replace: tuple[torch.Tensor, ...] | None = None):
@@ -180,7 +186,11 @@ class TorchModel:
                 for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))}
 
     def gradients(self, zs: tuple[torch.Tensor, ...], example: torch.Tensor, check: bool = True):
-        """Values ``(N, k)`` and gradients ``(N, k, *features_i)`` of the target(s) at points ``zs``."""
+        """Values ``(N, k)`` and gradients ``(N, k, *features_i)`` of the targets at points ``zs``.
+
+        With one target (no ``targets=``) there is no target axis: ``(N,)`` and
+        ``(N, *features_i)`` (small models feel every extra op); ``evaluate`` always has it.
+        """
         if self.measure:
             saved = SavedBytes(self._exclude())
             with saved:
@@ -205,15 +215,15 @@ class TorchModel:
             raise ValueError("model output does not depend on the inputs through differentiable operations "
                              f"(no gradient){' at the layer' if self.layers is not None else ''}; check that "
                              "the model does not detach, round or index with its inputs")
-        if s.shape[1] > 1 and self.batched is None:
+        if s.dim() == 2 and self.batched is None:
             self.batched, grads = _choose_backward(s, zs)
         else:
             grads = _backward(s, zs, batched=bool(self.batched))
         if all(g is None for g in grads):
             raise ValueError("model output does not depend on the inputs (autograd found no path); check that "
                              "the model uses its inputs")
-        k = s.shape[1]
-        grads = tuple(z.new_zeros(z.shape[0], k, *z.shape[1:]) if g is None else g for g, z in zip(grads, zs))
+        grads = tuple((z.new_zeros(z.shape[0], s.shape[1], *z.shape[1:]) if s.dim() == 2 else torch.zeros_like(z))
+                      if g is None else g for g, z in zip(grads, zs))
         if check:
             for i, g in enumerate(grads):
                 C.check_finite(g, f"gradient w.r.t. inputs[{i}]", example)
@@ -227,9 +237,27 @@ class TorchModel:
             r, a = rows[lo:lo + self.rows], alphas[lo:lo + self.rows]
             lo += r.shape[0]
             s, g = self.gradients(path.at(r, a), path.owner.index_select(0, r))
+            s = s if s.dim() == 2 else s[:, None]
             values.append(as_dtype(s, self.dtype))
-            grads.append(torch.cat([as_dtype(t, self.dtype).reshape(t.shape[0], t.shape[1], -1) for t in g], 2))
+            k = s.shape[1]
+            grads.append(torch.cat([as_dtype(t, self.dtype).reshape(t.shape[0], k, -1) for t in g], 2))
         return torch.cat(values), torch.cat(grads)
+
+
+class _Guard:
+    """``ModelGuard`` and ``torch.enable_grad`` as one context manager."""
+
+    def __init__(self, model: Any):
+        self.model_guard, self.grad = ModelGuard(model), torch.enable_grad()
+
+    def __enter__(self) -> "_Guard":
+        self.model_guard.__enter__()
+        self.grad.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.grad.__exit__(*exc)
+        self.model_guard.__exit__(*exc)
 
 
 def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...], batched: bool = False, retain: bool = False):
@@ -241,10 +269,9 @@ def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...], batched: bool = Fal
     k single calls from vectorising at k = 10, a CNN lost: docs/benchmarks_family.md), so
     :class:`TorchModel` times both on its first block.
     """
+    if s.dim() == 1:  # one target, no target axis
+        return torch.autograd.grad(s.sum(), zs, allow_unused=True, retain_graph=retain)
     k = s.shape[1]
-    if k == 1:
-        grads = torch.autograd.grad(s.sum(), zs, allow_unused=True, retain_graph=retain)
-        return tuple(None if g is None else g.unsqueeze(1) for g in grads)
     if batched:
         eye = torch.eye(k, dtype=s.dtype, device=s.device).unsqueeze(1).expand(k, s.shape[0], k)
         grads = torch.autograd.grad(s, zs, grad_outputs=eye, is_grads_batched=True, allow_unused=True,

@@ -294,6 +294,8 @@ class Targets:
 
     def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
         rows = example.shape[0]
+        if not self.many:
+            return self.items[0].select(raw_out, example).unsqueeze(1)
         self.resolve(raw_out, rows)
         headed = self.items[0].apply_head(raw_out, rows)
         return torch.stack([t.select(headed, example, headed=True) for t in self.items], 1)

@@ -25,16 +25,19 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     extra : (points, example), optional
         Input-space points whose values ride along in the one block (only when everything
         fits in it): F(x) and F(baseline) for small models, one model call instead of two.
+        ``points`` holds, per input, the tensors to append (concatenated with the block's).
 
     Returns
     -------
-    acc : tuple of Tensor, shapes ``(P, k, *features_i)``
-    trace : Tensor, shape ``(2, P, n, k)``
+    acc : tuple of Tensor, shapes ``(P, k, *features_i)``, or ``(P, *features_i)`` without
+        ``targets=`` (no target axis)
+    trace : Tensor, shape ``(2, P, n, k)`` or ``(2, P, n)``
     extra_values : Tensor ``(m, k)`` or None
     """
     n, P, k = alphas.shape[0], path.rows, model.k
-    acc = tuple(d.new_zeros(d.shape[0], k, *d.shape[1:]) for d in path.diffs)
-    trace = torch.empty(2, P, n, k, dtype=model.dtype, device=alphas.device)
+    axis = (k,) if model.targets.many else ()
+    acc = tuple(d.new_zeros(d.shape[0], *axis, *d.shape[1:]) for d in path.diffs)
+    trace = torch.empty(2, P, n, *axis, dtype=model.dtype, device=alphas.device)
     state = {"extra": None}
     pos = (0, 0)
     while pos[0] < P:
@@ -55,24 +58,31 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
 
 def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> None:
     E, K, k = e1 - e0, k1 - k0, model.k
+    axis = (k,) if model.targets.many else ()
     zs = path.grid(e0, e1, alphas[k0:k1])
     example = path.owner[e0:e1].repeat_interleave(K)
     if extra is not None:
         points, ex = extra
-        zs = tuple(torch.cat([z, p.to(z.dtype)]) for z, p in zip(zs, points))
+        zs = tuple(torch.cat([z, *parts]) for z, parts in zip(zs, points))
         example = torch.cat([example, ex])
     values, grads = model.gradients(zs, example, check=False)
-    values = values.to(model.dtype)
+    if values.dtype != model.dtype:
+        values = values.to(model.dtype)
     if extra is not None:
         state["extra"] = values[E * K:]
         values, grads = values[:E * K], tuple(g[:E * K] for g in grads)
-    trace[0, e0:e1, k0:k1] = values.view(E, K, k)
+    trace[0, e0:e1, k0:k1] = values.view(E, K, *axis)
     slope = trace[1, e0:e1, k0:k1]
-    slope.zero_()
     w_blk = w[k0:k1]
-    for a, d, g in zip(acc, path.diffs, grads):
-        g = g.to(model.dtype).reshape(E, K, -1)
+    for i, (a, d, g) in enumerate(zip(acc, path.diffs, grads)):
+        # gradients are (rows, k, *features), or (rows, *features) for one target
+        g = (g if g.dtype == model.dtype else g.to(model.dtype)).reshape(E, K, -1)
+        part = a[e0:e1]
         # (K,) @ (E, K, k*F) -> (E, k*F): the weighted sum over this block's nodes
-        a[e0:e1] += torch.matmul(w_blk, g).view_as(a[e0:e1])
+        part += torch.matmul(w_blk, g).view_as(part)
         # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
-        slope += torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, k)
+        dot = torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, *axis)
+        if i == 0:
+            slope.copy_(dot)
+        else:
+            slope += dot

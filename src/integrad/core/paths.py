@@ -29,6 +29,7 @@ class StraightLine:
     starts: tuple[torch.Tensor, ...]
     diffs: tuple[torch.Tensor, ...]
     owner: torch.Tensor
+    example_ends: tuple[torch.Tensor, ...] | None = None  # each example's end point, when known
 
     @property
     def rows(self) -> int:

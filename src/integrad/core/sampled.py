@@ -77,12 +77,12 @@ def integrate_sampled(model, path, alphas: torch.Tensor, group: torch.Tensor, n_
         zs, vs = path.at(rows, alphas.index_select(0, rows))
         owner = path.owner.index_select(0, rows)
         s, grads = model.gradients(zs, owner, check=False)
-        values[rows] = s.to(model.dtype)
-        contrib = torch.cat([(g.to(model.dtype) * v.unsqueeze(1)).reshape(rows.shape[0], k, -1)
-                             for g, v in zip(grads, vs)], 2)
+        values[rows] = s.to(model.dtype).view(-1, k)
+        grads = [g.to(model.dtype).reshape(rows.shape[0], k, *v.shape[1:]) for g, v in zip(grads, vs)]
+        contrib = torch.cat([(g * v.unsqueeze(1)).reshape(rows.shape[0], k, -1) for g, v in zip(grads, vs)], 2)
         slopes[rows] = contrib.sum(2, dtype=torch.float64)
         if not multiply:
-            contrib = torch.cat([g.to(model.dtype).reshape(rows.shape[0], k, -1) for g in grads], 2)
+            contrib = torch.cat([g.reshape(rows.shape[0], k, -1) for g in grads], 2)
         sums.index_add_(0, owner * n_groups + group.index_select(0, rows), contrib)
         if squares is not None:
             new = ~seen.index_select(0, owner)

@@ -55,7 +55,6 @@ class Job:
         self.model = TorchModel(model, self.xs, tg, tuple(forward_args), forward_kwargs, self.layers, neuron)
         self.user_model, self.batch_size, self.max_memory = model, batch_size, max_memory
         self.perturb: Callable | None = None  # SmoothGrad: noise added to the path's end points
-        self.origin = torch.arange(B, device=self.xs[0].device)
 
     @property
     def batch(self) -> int:
@@ -71,7 +70,6 @@ class Job:
         if isinstance(self.layer_baseline, torch.Tensor) and self.layer_baseline.dim() > 0 \
                 and self.layer_baseline.shape[0] == self.batch:
             new.layer_baseline = self.layer_baseline.index_select(0, origin.to(self.layer_baseline.device))
-        new.origin = self.origin.index_select(0, origin)
         return new
 
     def resolve_targets(self) -> None:
@@ -89,7 +87,7 @@ class Job:
         """F at the path's ends can ride along with the gradients (input space, no noise)."""
         return self.layers is None and self.model.neuron is None
 
-    def paths(self, owner: torch.Tensor, starts: tuple[torch.Tensor, ...] | None = None,
+    def paths(self, owner: torch.Tensor | None, starts: tuple[torch.Tensor, ...] | None = None,
               start_key: torch.Tensor | None = None, references: bool = True):
         """Straight path rows from ``starts`` (input space, one per row; default the baselines)
         to each owner's input, in path space.
@@ -100,13 +98,17 @@ class Job:
         once per distinct start.
         """
         if starts is None:
-            starts = tuple(b.index_select(0, owner) for b in self.baselines)
+            starts = self.baselines if owner is None else tuple(b.index_select(0, owner) for b in self.baselines)
+        if owner is None:
+            owner = torch.arange(self.batch, device=self.xs[0].device)
         if not references:
             m = self.model
             m.set_dtype(self.xs[0].dtype)
             ends = self._perturbed(tuple(as_dtype(x, m.dtype) for x in self.xs))
             st = tuple(as_dtype(s, m.dtype) for s in starts)
-            return StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner), None, None
+            plain = owner.shape[0] == self.batch and starts is self.baselines  # one row per example, in order
+            diffs = tuple((e if plain else e.index_select(0, owner)) - s for e, s in zip(ends, st))
+            return StraightLine(st, diffs, owner, example_ends=ends), None, None
         ends, f_end, st_u, f_u, index = self.points(owner, starts, start_key)
         st = st_u if index is None else tuple(s.index_select(0, index) for s in st_u)
         f_start = f_u if index is None else f_u.index_select(0, index)
@@ -209,10 +211,16 @@ class Rows:
 
 
 def per_row(path: StraightLine, acc: tuple[torch.Tensor, ...], f_end, f_start, multiply: bool = True) -> Rows:
-    """``(x - x') * integral`` (or the bare integral) and the completeness gap of each row."""
-    P = path.rows
-    ig = tuple(d.unsqueeze(1) * a for d, a in zip(path.diffs, acc))
-    total = sum(a.reshape(P, a.shape[1], -1).sum(2, dtype=torch.float64) for a in ig)
+    """``(x - x') * integral`` (or the bare integral) and the completeness gap of each row.
+
+    ``acc`` has a target axis after the row axis when ``f_end`` does (``targets=``).
+    """
+    P, lead = path.rows, f_end.shape
+    many = len(lead) == 2
+    ig = tuple((d.unsqueeze(1) if many else d) * a for d, a in zip(path.diffs, acc))
+    total = ig[0].reshape(*lead, -1).sum(-1, dtype=torch.float64)
+    for a in ig[1:]:
+        total += a.reshape(*lead, -1).sum(-1, dtype=torch.float64)
     delta = (total - (f_end.double() - f_start.double())).to(f_end.dtype)
     return Rows(ig if multiply else acc, delta, f_end, f_start)
 
@@ -226,16 +234,10 @@ def mean_by(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def shape_output(job: Job, tensors: tuple[torch.Tensor, ...], many: bool):
-    """Drop the target axis for one target; a lone tensor for one input (or one layer tensor)."""
-    if not many:
-        tensors = tuple(t[:, 0] for t in tensors)
+    """A lone tensor for one input (or one layer tensor), else the tuple."""
     if job.layers is None:
         return tensors if job.was_tuple else tensors[0]
     return tensors if (job.layers.many or len(tensors) > 1) else tensors[0]
-
-
-def squeeze(t: torch.Tensor | None, many: bool):
-    return t if t is None or many else t[:, 0]
 
 
 def describe_baseline(baseline: Any) -> Any:

@@ -10,7 +10,7 @@ from ..core import checks as C
 from ..core.paths import IndexedLine
 from ..core.result import Attribution
 from ..core.sampled import draw, integrate_sampled
-from ._job import Job, distinct, check_count, mean_by, shape_output, squeeze
+from ._job import Job, check_count, distinct, mean_by, shape_output
 
 __all__ = ["expected_gradients"]
 
@@ -96,8 +96,7 @@ def expected_gradients(
     settings["baseline"] = f"{refs[0].shape[0]} references"
     return Attribution(
         attributions=shape_output(job, out["attrs"], many), stderr=shape_output(job, out["stderr"], many),
-        delta=squeeze(out["delta"], many), f_x=squeeze(out["f_x"], many),
-        f_baseline=squeeze(out["f_baseline"], many), n_evals=out["n_evals"], settings=settings)
+        delta=out["delta"], f_x=out["f_x"], f_baseline=out["f_baseline"], n_evals=out["n_evals"], settings=settings)
 
 
 def run_eg(job: Job, refs: tuple[torch.Tensor, ...], n_samples: int, sampler: str, gen: torch.Generator,
@@ -123,9 +122,11 @@ def run_eg(job: Job, refs: tuple[torch.Tensor, ...], n_samples: int, sampler: st
     f_b = mean_by(f_u.index_select(0, index), owner, B)
     shapes = [e.shape[1:] for e in ends]
     sizes = [s.numel() for s in shapes]
-    attrs = tuple(a.reshape(B, m.k, *s) for a, s in zip(mean.split(sizes, 2), shapes))
-    errs = tuple(a.reshape(B, m.k, *s) for a, s in zip(stderr.split(sizes, 2), shapes))
-    delta = (mean_by(slopes, owner, B) - (f_x.double() - f_b.double())).to(f_x.dtype)
+    axis = (m.k,) if m.targets.many else ()  # the sampler keeps a target axis; one target drops it
+    attrs = tuple(a.reshape(B, *axis, *s) for a, s in zip(mean.split(sizes, 2), shapes))
+    errs = tuple(a.reshape(B, *axis, *s) for a, s in zip(stderr.split(sizes, 2), shapes))
+    slope = mean_by(slopes, owner, B).reshape(B, *axis)
+    delta = (slope - (f_x.double() - f_b.double())).to(f_x.dtype)
     return {"attrs": attrs, "stderr": errs, "delta": delta, "f_x": f_x, "f_baseline": f_b,
             "n_evals": torch.full((B,), n_samples, dtype=torch.int64)}
 

@@ -12,7 +12,7 @@ from ..core.adaptive import integrate_adaptive
 from ..core.fixed import integrate_fixed
 from ..core.result import Attribution
 from ..core.rules import rule as _rule
-from ._job import Job, check_number, per_row, shape_output, squeeze
+from ._job import Job, check_number, per_row, shape_output
 
 __all__ = ["integrated_gradients"]
 
@@ -132,8 +132,8 @@ def integrated_gradients(
     if not multiply_by_inputs:
         settings["multiply_by_inputs"] = False
     return Attribution(
-        attributions=shape_output(job, rows.attrs, many), delta=squeeze(rows.delta, many),
-        f_x=squeeze(rows.f_end, many), f_baseline=squeeze(rows.f_start, many), settings=settings, **info)
+        attributions=shape_output(job, rows.attrs, many), delta=rows.delta, f_x=rows.f_end,
+        f_baseline=rows.f_start, settings=settings, **info)
 
 
 class _Placement:
@@ -181,7 +181,8 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
            starts: tuple[torch.Tensor, ...] | None = None, start_key: torch.Tensor | None = None):
     """IG on path rows (default: one per example from its baseline): per-row results and extras."""
     m = job.model
-    owner = torch.arange(job.batch, device=job.xs[0].device) if owner is None else owner
+    plain = owner is None  # one path row per example, in order
+    owner = torch.arange(job.batch, device=job.xs[0].device) if plain else owner
     o = place.options
     if place.kind != "fixed" and m.k > 1:
         raise ValueError(f"targets: several targets per call work with fixed rules (method=, n_steps=); "
@@ -189,7 +190,7 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
                          "target's path differently: call once per target")
     if place.kind == "fixed":
         q = _rule(o["method"], o["n_steps"])
-        path, f_end, f_start = job.paths(owner, starts, start_key, references=not job.fusable())
+        path, f_end, f_start = job.paths(None if plain else owner, starts, start_key, references=not job.fusable())
         alphas, w = _rule_tensors(q.name, q.n, m.dtype, path.diffs[0].device)
         P, n, fused = path.rows, q.n, f_end is None
         row_bytes = sum(d[:1].numel() * d.element_size() for d in path.diffs)
@@ -197,24 +198,23 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
         if fused:
             m.plan(job.batch_size, job.max_memory, P * n + job.batch + P, row_bytes)
             if m.measure or m.rows < P * n + job.batch + P:
-                path, f_end, f_start = job.paths(owner, starts, start_key)
+                path, f_end, f_start = job.paths(None if plain else owner, starts, start_key)
             else:
-                ends = tuple(st + d for st, d in zip(path.starts, path.diffs))
-                every = torch.arange(job.batch, device=owner.device)
-                first = _first_rows(owner, job.batch)
-                extra = (tuple(torch.cat([e.index_select(0, first), st]) for e, st in zip(ends, path.starts)),
-                         torch.cat([every, owner]))
+                extra = (tuple(zip(path.example_ends, path.starts)),
+                         torch.cat([torch.arange(job.batch, device=owner.device), owner]))
         if extra is None:
             m.plan(job.batch_size, job.max_memory, P * n, row_bytes)
         acc, trace, values = integrate_fixed(m, path, alphas, w, extra)
         if values is not None:
             B = job.batch
-            f_end, f_start = values[:B].index_select(0, owner), values[B:]
+            f_end, f_start = (values[:B] if plain else values[:B].index_select(0, owner)), values[B:]
         rows = per_row(path, acc, f_end, f_start, multiply)
-        info = {"n_evals": torch.bincount(owner.cpu(), minlength=job.batch).to(torch.int64) * n}
-        if P == job.batch and m.k == 1:
-            info |= {"path_alphas": alphas.cpu().expand(P, -1).clone(), "path_values": trace[0, ..., 0].cpu(),
-                     "path_slopes": trace[1, ..., 0].cpu()}
+        per_example = (torch.ones(job.batch, dtype=torch.int64) if plain
+                       else torch.bincount(owner.cpu(), minlength=job.batch))
+        info = {"n_evals": per_example * n}
+        if P == job.batch and not m.targets.many:
+            info |= {"path_alphas": alphas.cpu().expand(P, -1).clone(), "path_values": trace[0].cpu(),
+                     "path_slopes": trace[1].cpu()}
         return rows, info
     path, f_end, f_start = job.paths(owner, starts, start_key)
     row_bytes = sum(d[:1].numel() * d.element_size() for d in path.diffs)
@@ -222,7 +222,7 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
         if m.neuron is not None:
             raise ValueError("method='piecewise': not available with neuron=; use a fixed rule or rtol=")
         m.plan(job.batch_size, job.max_memory, path.rows, row_bytes)
-        acc, n_evals, converged, (alphas, *trace) = integrate_piecewise(m, path, f_end[:, 0], f_start[:, 0],
+        acc, n_evals, converged, (alphas, *trace) = integrate_piecewise(m, path, f_end, f_start,
                                                                         o["max_evals"])
         info = {"converged": converged}
     else:
@@ -232,17 +232,10 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
         acc, n_evals, error, converged, (alphas, *trace) = integrate_adaptive(m, path, o["rtol"], o["atol"],
                                                                               o["max_evals"])
         info = {"error": error, "converged": converged}
-    rows = per_row(path, tuple(a.unsqueeze(1) for a in acc), f_end, f_start, multiply)
+    rows = per_row(path, acc, f_end, f_start, multiply)
     info["n_evals"] = n_evals
     info |= {"path_alphas": alphas, "path_values": trace[0].cpu(), "path_slopes": trace[1].cpu()}
     return rows, info
-
-
-def _first_rows(owner: torch.Tensor, batch: int) -> torch.Tensor:
-    """For each example, one path row that belongs to it (its end point is the example's input)."""
-    first = torch.full((batch,), -1, dtype=torch.long, device=owner.device)
-    first.scatter_reduce_(0, owner, torch.arange(owner.shape[0], device=owner.device), "amin", include_self=False)
-    return first
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,7 +9,7 @@ import torch
 
 from ..core.result import Attribution
 from ..core.rules import METHODS
-from ._job import Job, check_count, check_number, mean_by, shape_output, squeeze
+from ._job import Job, check_count, check_number, mean_by, shape_output
 from .expected import _references, generator, run_eg
 from .ig import placement, run_ig
 
@@ -148,8 +148,8 @@ def smoothgrad(
                        "seed": seed if isinstance(seed, int) else "generator"}}
     return Attribution(
         attributions=shape_output(job, reduced, many), stderr=shape_output(job, errs, many),
-        delta=squeeze(mean_by(delta, origin, B) if mode == "mean" else nan, many),
-        f_x=squeeze(mean_by(f_x, origin, B), many), f_baseline=squeeze(mean_by(f_b, origin, B), many),
+        delta=mean_by(delta, origin, B) if mode == "mean" else nan,
+        f_x=mean_by(f_x, origin, B), f_baseline=mean_by(f_b, origin, B),
         n_evals=torch.zeros(B, dtype=torch.int64).index_add_(0, origin.cpu(), evals.cpu()), settings=settings)
 
 
