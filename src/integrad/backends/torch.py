@@ -23,6 +23,10 @@ from .torch_hooks import Layers, LayerTap, ModelGuard, NeuronTap
 
 __all__ = ["TorchModel", "SavedBytes", "as_dtype"]
 
+# Several targets: the vectorised backward is tried (against one pass per target) only where
+# k times the block's saved activations stay under this, so the trial cannot set the peak.
+_TRIAL_BYTES = 64 << 20
+
 
 def as_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``t`` in ``dtype``, without a call when it already is (small models feel every call)."""
@@ -76,6 +80,7 @@ class TorchModel:
         self.origin: torch.Tensor | None = None  # copies: the user's example of each
         self.fwd_batch = self.batch
         self.batched: bool | None = None  # several targets: vectorised backward or one per target
+        self._saved: SavedBytes | None = None
 
     def copies(self, origin: torch.Tensor) -> "TorchModel":
         """The same problem on copies of the examples (``origin[c]`` is copy ``c``'s example).
@@ -191,14 +196,17 @@ class TorchModel:
         With one target (no ``targets=``) there is no target axis: ``(N,)`` and
         ``(N, *features_i)`` (small models feel every extra op); ``evaluate`` always has it.
         """
-        if self.measure:
-            saved = SavedBytes(self._exclude())
-            with saved:
+        trial = self.targets.many and self.batched is None  # several targets: which backward is faster
+        if self.measure or trial:
+            self._saved = SavedBytes(self._exclude())
+            with self._saved:
                 out = self._gradients(zs, example, check)
-            # vectorised over k targets, the backward pass holds k gradients of every activation
-            scale = self.k if self.batched else 1
-            self.rows = rows_for(saved.bytes * scale / example.shape[0], self.max_memory)
-            self.measure = False
+            if self.measure:
+                # vectorised over k targets, the backward pass holds k gradients of every activation
+                scale = self.k if self.batched else 1
+                self.rows = rows_for(self._saved.bytes * scale / example.shape[0], self.max_memory)
+                self.measure = False
+            self._saved = None
             return out
         return self._gradients(zs, example, check)
 
@@ -216,7 +224,11 @@ class TorchModel:
                              f"(no gradient){' at the layer' if self.layers is not None else ''}; check that "
                              "the model does not detach, round or index with its inputs")
         if s.dim() == 2 and self.batched is None:
-            self.batched, grads = _choose_backward(s, zs)
+            # the vectorised trial holds k gradients of every activation at once: only where small
+            if self._saved is not None and self._saved.bytes * s.shape[1] <= _TRIAL_BYTES:
+                self.batched, grads = _choose_backward(s, zs)
+            else:
+                self.batched, grads = False, _backward(s, zs, batched=False)
         else:
             grads = _backward(s, zs, batched=bool(self.batched))
         if all(g is None for g in grads):
