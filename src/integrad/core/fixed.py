@@ -81,7 +81,10 @@ def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> 
         # (K,) @ (E, K, k*F) -> (E, k*F): the weighted sum over this block's nodes
         part += torch.matmul(w_blk, g).view_as(part)
         # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
-        dot = torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, *axis)
+        if axis:
+            dot = torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, k)
+        else:
+            dot = torch.matmul(g, d[e0:e1].reshape(E, -1, 1)).squeeze(-1)
         if i == 0:
             slope.copy_(dot)
         else:

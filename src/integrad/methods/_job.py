@@ -50,22 +50,18 @@ class Job:
         self.xs, self.was_tuple = C.as_tensor_tuple(inputs, integer_ok=layer is not None)
         self.baselines = C.broadcast_baselines(baseline, self.xs, self.was_tuple)
         self.baseline_given, self.layer_baseline = baseline, layer_baseline
-        B = self.xs[0].shape[0]
+        self.batch = B = self.xs[0].shape[0]
         tg = C.Targets(target, targets, B, self.xs[0].device, head)
         self.model = TorchModel(model, self.xs, tg, tuple(forward_args), forward_kwargs, self.layers, neuron)
         self.user_model, self.batch_size, self.max_memory = model, batch_size, max_memory
         self.perturb: Callable | None = None  # SmoothGrad: noise added to the path's end points
-
-    @property
-    def batch(self) -> int:
-        return self.xs[0].shape[0]
 
     def copies(self, origin: torch.Tensor) -> "Job":
         """This problem on copies of its examples (``origin[c]``: the example of copy ``c``)."""
         new = Job.__new__(Job)
         new.__dict__.update(self.__dict__)
         new.model = self.model.copies(origin)
-        new.xs = new.model.xs
+        new.xs, new.batch = new.model.xs, origin.shape[0]
         new.baselines = tuple(b.index_select(0, origin) for b in self.baselines)
         if isinstance(self.layer_baseline, torch.Tensor) and self.layer_baseline.dim() > 0 \
                 and self.layer_baseline.shape[0] == self.batch:

@@ -209,11 +209,11 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
             B = job.batch
             f_end, f_start = (values[:B] if plain else values[:B].index_select(0, owner)), values[B:]
         rows = per_row(path, acc, f_end, f_start, multiply)
-        per_example = (torch.ones(job.batch, dtype=torch.int64) if plain
-                       else torch.bincount(owner.cpu(), minlength=job.batch))
-        info = {"n_evals": per_example * n}
+        info = {"n_evals": torch.full((job.batch,), n, dtype=torch.int64) if plain
+                else torch.bincount(owner.cpu(), minlength=job.batch) * n}
         if P == job.batch and not m.targets.many:
-            info |= {"path_alphas": alphas.cpu().expand(P, -1).clone(), "path_values": trace[0].cpu(),
+            cpu = alphas if alphas.device.type == "cpu" else alphas.cpu()
+            info |= {"path_alphas": cpu.expand(P, -1).clone(), "path_values": trace[0].cpu(),
                      "path_slopes": trace[1].cpu()}
         return rows, info
     path, f_end, f_start = job.paths(owner, starts, start_key)
