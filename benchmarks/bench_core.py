@@ -381,13 +381,14 @@ def memory_child(name: str, variant: str, param: int | None) -> dict[str, Any]:
     return {"mb": max(0, peak - before) / 1024, "exact": reset}
 
 
-def measure_memory(name: str, variant: str, param: int | None) -> float:
-    """Run ``memory_child`` in a fresh interpreter; returns peak extra RSS in MB (NaN on failure)."""
+def measure_memory(name: str, variant: str, param: Any, script: str | None = None) -> float:
+    """Run ``memory_child`` of ``script`` (default this file) in a fresh interpreter; returns peak
+    extra RSS in MB (NaN on failure)."""
     env = dict(os.environ)
     # A fixed threshold stops glibc from raising it (up to 32 MiB) after large frees, so big
     # tensors are always mmap'd and unmapped: RSS then tracks live tensors.
     env["MALLOC_MMAP_THRESHOLD_"] = str(256 * 1024)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_memory-child", json.dumps([name, variant, param])]
+    cmd = [sys.executable, script or os.path.abspath(__file__), "--_memory-child", json.dumps([name, variant, param])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):

@@ -43,7 +43,6 @@ import dataclasses
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -243,15 +242,8 @@ def memory_child(spec: str, variant: str, param: Any) -> dict[str, Any]:
 
 
 def measure_memory(spec: str, variant: str, param: Any = None) -> float:
-    """``memory_child`` in a fresh interpreter with bench_core's pinned mmap threshold (MB; NaN on failure)."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(256 * 1024))
-    cmd = [sys.executable, os.path.abspath(__file__), "--_memory-child", json.dumps([spec, variant, param])]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)["mb"]
-    sys.stderr.write(f"memory child {spec}/{variant} failed:\n{proc.stderr[-2000:]}\n")
-    return float("nan")
+    """This file's ``memory_child`` in a fresh interpreter, run as bench_core runs its own (MB; NaN on failure)."""
+    return bc.measure_memory(spec, variant, param, script=os.path.abspath(__file__))
 
 
 # ----------------------------------------------------------------------------- timing

@@ -26,3 +26,21 @@ def mlp(sizes, act=torch.nn.Tanh, dtype=torch.float64, seed=0):
         if i < len(sizes) - 2:
             layers.append(act())
     return torch.nn.Sequential(*layers).to(dtype).eval()
+
+
+def randn(seed, *shape):
+    """Seeded float64 normal samples (never the global RNG)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+class Counting(torch.nn.Module):
+    """Wraps a model and counts its forward calls and the rows they carry."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls, self.rows = inner, 0, 0
+
+    def forward(self, x, *args, **kwargs):
+        self.calls += 1
+        self.rows += x.shape[0]
+        return self.inner(x, *args, **kwargs)

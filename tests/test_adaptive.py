@@ -1,7 +1,6 @@
 """Error-controlled integration (rtol=): estimates that bound the truth, at few evaluations."""
 
 import math
-import warnings
 
 import pytest
 import torch

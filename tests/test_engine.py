@@ -7,20 +7,7 @@ import pytest
 import torch
 
 import integrad
-from conftest import mlp
-
-
-class Counting(torch.nn.Module):
-    """Wraps a model and counts calls and rows."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls, self.rows = inner, 0, 0
-
-    def forward(self, x, *args, **kwargs):
-        self.calls += 1
-        self.rows += x.shape[0]
-        return self.inner(x, *args, **kwargs)
+from conftest import Counting, mlp
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 49, 50, 51, 149, 1000])

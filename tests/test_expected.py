@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import integrad
-from conftest import mlp
+from conftest import Counting, mlp, randn
 
 W = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
 SAMPLERS = ["sobol", "random"]
@@ -17,21 +17,6 @@ def linear(x):
     return x @ W
 
 
-def randn(seed, *shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-class Counting(torch.nn.Module):
-    """Counts forward calls and rows."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls, self.rows = inner, 0, 0
-
-    def forward(self, x):
-        self.calls += 1
-        self.rows += x.shape[0]
-        return self.inner(x)
 
 
 def eg_expectation(model, x, refs, target=None):

@@ -4,23 +4,11 @@ import pytest
 import torch
 
 import integrad
-from conftest import mlp
+from conftest import Counting, mlp, randn
 
 
-def randn(seed, *shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-class Counting(torch.nn.Module):
-    """Counts forward calls."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
 
 
 class Parallel(torch.nn.Module):

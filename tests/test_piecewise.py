@@ -1,6 +1,5 @@
 """method='piecewise': exact IG for piecewise-linear models, checked against closed forms."""
 
-import warnings
 
 import pytest
 import torch

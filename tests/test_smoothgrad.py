@@ -4,27 +4,15 @@ import pytest
 import torch
 
 import integrad
-from conftest import mlp
+from conftest import Counting, mlp, randn
 
 
-def randn(seed, *shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def square_sum(x):
     return (x**2).sum(1)
 
 
-class Counting(torch.nn.Module):
-    """Counts forward calls."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
 
 
 class Text(torch.nn.Module):

@@ -1,7 +1,6 @@
 """Text explanations: subwords, special tokens, padding, targets, baselines, HTML, hostile input."""
 
 import json
-import warnings
 
 import pytest
 import torch

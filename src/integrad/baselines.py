@@ -34,7 +34,7 @@ import torch
 
 from .core import checks as C
 from .methods._job import Job, mean_by, shape_output
-from .methods.ig import integrated_gradients, placement, run_ig
+from .methods.ig import placement, run_ig
 from .core.result import Attribution
 
 __all__ = ["zero", "constant", "uniform", "gaussian", "blurred", "max_distance", "from_data", "averaged",

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import torch
 import torch.autograd.forward_ad as fwAD

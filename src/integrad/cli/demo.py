@@ -83,12 +83,12 @@ def image_section(say: Callable) -> list[Section]:
     photo = load_sample("chelsea")
     start = time.perf_counter()
     ex = explain_image(model, photo, class_names=names)
-    say(f"ImageNet (EfficientNet-Lite0), skimage 'chelsea': " + ", ".join(f"{n} {p:.1%}" for n, p in ex.top[:3])
+    say("ImageNet (EfficientNet-Lite0), skimage 'chelsea': " + ", ".join(f"{n} {p:.1%}" for n, p in ex.top[:3])
         + f"; explained {ex.target_name}; gap {ex.relative_delta:.1%} ({time.perf_counter() - start:.0f} s)")
     body = (f"<p class='meta'>top classes: {html.escape(', '.join(f'{n} ({p:.1%})' for n, p in ex.top[:5]))}</p>"
             f"<img alt='attribution overlay for chelsea' src='{png_data_uri(ex.overlay())}' style='max-width:100%'>")
     curve = _curve(lambda n: float(explain_image(model, photo, class_names=names, n_steps=n).result.total[0]))
-    plain = Section(f"Image: scikit-image 'chelsea' — where the classifier looked",
+    plain = Section("Image: scikit-image 'chelsea' — where the classifier looked",
                     f"{ex.label} ({ex.probability:.1%})", body, ex.delta, ex.f_x - ex.f_baseline,
                     _settings(ex.result), curve)
     start = time.perf_counter()

@@ -211,7 +211,7 @@ def per_row(path: StraightLine, acc: tuple[torch.Tensor, ...], f_end, f_start, m
 
     ``acc`` has a target axis after the row axis when ``f_end`` does (``targets=``).
     """
-    P, lead = path.rows, f_end.shape
+    lead = f_end.shape
     many = len(lead) == 2
     ig = tuple((d.unsqueeze(1) if many else d) * a for d, a in zip(path.diffs, acc))
     total = ig[0].reshape(*lead, -1).sum(-1, dtype=torch.float64)
