@@ -26,6 +26,7 @@ __all__ = ["TorchModel", "SavedBytes", "as_dtype"]
 # Several targets: the vectorised backward is tried (against one pass per target) only where
 # k times the block's saved activations stay under this, so the trial cannot set the peak.
 _TRIAL_BYTES = 64 << 20
+_TRIAL_BLOCKS = 4
 
 
 def as_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -74,7 +75,7 @@ class TorchModel:
         self.batch = xs[0].shape[0]
         self.device = xs[0].device
         self.neuron = _neuron(neuron) if neuron is not None else None
-        self.rows, self.measure, self.max_memory = 1, False, None
+        self.rows, self.measure, self.max_memory, self.total_rows = 1, False, None, 0
         self.model_dtype = xs[0].dtype
         self.dtype = xs[0].dtype
         self.origin: torch.Tensor | None = None  # copies: the user's example of each
@@ -183,6 +184,7 @@ class TorchModel:
         else:
             self.rows = max(1, min(total_rows, PROBE_ROWS, PROBE_BYTES // max(row_bytes, 1)))
         self.measure = batch_size is None and self.rows < total_rows
+        self.total_rows = total_rows
 
     def _exclude(self) -> set[int]:
         """Storages that are no per-row cost (parameters, buffers), for the memory probe."""
@@ -224,8 +226,10 @@ class TorchModel:
                              f"(no gradient){' at the layer' if self.layers is not None else ''}; check that "
                              "the model does not detach, round or index with its inputs")
         if s.dim() == 2 and self.batched is None:
-            # the vectorised trial holds k gradients of every activation at once: only where small
-            if self._saved is not None and self._saved.bytes * s.shape[1] <= _TRIAL_BYTES:
+            # the vectorised trial holds k gradients of every activation at once: only where small,
+            # and only where enough blocks follow to repay its two extra backward passes
+            many_blocks = self.total_rows >= _TRIAL_BLOCKS * example.shape[0]
+            if many_blocks and self._saved is not None and self._saved.bytes * s.shape[1] <= _TRIAL_BYTES:
                 self.batched, grads = _choose_backward(s, zs)
             else:
                 self.batched, grads = False, _backward(s, zs, batched=False)
@@ -295,15 +299,21 @@ def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...], batched: bool = Fal
 
 
 def _choose_backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...]):
-    """Both ways of taking ``k`` gradients on this block, timed; the faster one and its result."""
+    """Both ways of taking ``k`` gradients on this block, timed; the faster one and its result.
+
+    The vectorised way runs twice and its second time counts: the first pays vmap's one-time
+    set-up, which later blocks do not.
+    """
     t0 = time.perf_counter()
     looped = _backward(s, zs, batched=False, retain=True)
     t1 = time.perf_counter()
     try:
+        _backward(s, zs, batched=True, retain=True)
+        t2 = time.perf_counter()
         _backward(s, zs, batched=True)
     except RuntimeError:  # an operation without a batching rule
         return False, looped
-    return time.perf_counter() - t1 < t1 - t0, looped
+    return time.perf_counter() - t2 < t1 - t0, looped
 
 
 def _neuron(neuron: Any):
