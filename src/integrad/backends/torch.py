@@ -281,9 +281,9 @@ def _backward(s: torch.Tensor, zs: tuple[torch.Tensor, ...], batched: bool = Fal
 
     One backward pass for one target. For several, the graph of the one shared forward pass
     is walked either once, vectorised over the targets (``batched``: ``is_grads_batched``),
-    or once per target; which is faster depends on the model (an MLP gained 0.58x vs 0.93x of
-    k single calls from vectorising at k = 10, a CNN lost: docs/benchmarks_family.md), so
-    :class:`TorchModel` times both on its first block.
+    or once per target; which is faster depends on the model and the block (on a CNN the
+    loop was 1.8x faster at 16 rows, docs/benchmarks_family.md), so :class:`TorchModel` times
+    both on its first block.
     """
     if s.dim() == 1:  # one target, no target axis
         return torch.autograd.grad(s.sum(), zs, allow_unused=True, retain_graph=retain)
