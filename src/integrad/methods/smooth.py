@@ -128,7 +128,8 @@ def smoothgrad(
         if name == "integrated_gradients":
             place = placement(o.get("rule"), o.get("n_steps"), o.get("rtol"), o.get("atol", 0.0),
                               o.get("max_evals", 4097))
-            rows, info = run_ig(copies, place, multiply_by_inputs)
+            # the baseline is the same for every copy of an example: F there is computed once
+            rows, info = run_ig(copies, place, multiply_by_inputs, start_key=origin)
             attrs, delta, f_x, f_b, evals = rows.attrs, rows.delta, rows.f_end, rows.f_start, info["n_evals"]
             settings = place.describe()
         else:
