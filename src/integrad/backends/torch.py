@@ -125,7 +125,10 @@ class TorchModel:
         else:
             args, kwargs = (), {}
         if self.layers is None and self.neuron is None:  # the plain case, without hooks
-            return self.model(*parts, *args, **kwargs), None
+            try:
+                return self.model(*parts, *args, **kwargs), None
+            except RuntimeError as err:
+                raise self._failed(err, example.shape[0]) from err
         tap = None
         with contextlib.ExitStack() as stack:
             if self.layers is not None and (replace is not None or read):
@@ -134,10 +137,19 @@ class TorchModel:
                     parts = tuple(x.index_select(0, example) for x in self.xs)
             if self.neuron is not None:
                 ntap = stack.enter_context(NeuronTap(self.neuron[0]))
-            out = self.model(*parts, *args, **kwargs)
+            try:
+                out = self.model(*parts, *args, **kwargs)
+            except RuntimeError as err:
+                raise self._failed(err, example.shape[0]) from err
         if self.neuron is not None:
             out = ntap.output
         return out, tap
+
+    def _failed(self, err: RuntimeError, rows: int) -> RuntimeError:
+        """The model's own error, with what it was given in the user's terms (not block rows only)."""
+        shapes = ", ".join("(" + ", ".join(["batch", *map(str, x.shape[1:])]) + ")" for x in self.xs)
+        return RuntimeError(f"model: raised on a block of {rows} interpolated rows (your inputs: {shapes} with "
+                            f"batch = {self.fwd_batch}; each row is one point of one example's path): {err}")
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:

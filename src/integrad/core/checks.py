@@ -49,12 +49,17 @@ def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tenso
             raise TypeError(f"{name}: dtype {x.dtype} is not supported; expected one of {_FLOAT_TYPES}")
         if x.device != xs[0].device:
             raise ValueError(f"{name}: on device {x.device}, but inputs[0] is on {xs[0].device}")
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
+            raise ValueError(f"{name}: contains NaN or Inf (examples {bad.nonzero().flatten().tolist()[:10]}); "
+                             "IG needs finite inputs")
     batch = xs[0].shape[0]
     for i, x in enumerate(xs[1:], 1):
         if x.shape[0] != batch:
             raise ValueError(f"inputs[{i}]: batch size {x.shape[0]} differs from inputs[0]'s {batch} "
                              f"(shapes {shape(xs[0])} and {shape(x)})")
-    return xs, was_tuple
+    # the user's autograd graph stays out of the results
+    return tuple(x.detach() for x in xs), was_tuple
 
 
 def broadcast_baselines(baseline: Any, xs: tuple[torch.Tensor, ...], was_tuple: bool) -> tuple[torch.Tensor, ...]:
@@ -88,7 +93,7 @@ def one_baseline(b: Any, x: torch.Tensor, name: str, xname: str) -> torch.Tensor
     if not x.is_floating_point() and b.is_floating_point():
         raise TypeError(f"{name}: {xname} holds integers ({x.dtype}) but the baseline is {b.dtype}; "
                         "pass integer ids (e.g. PAD tokens) of the input's shape")
-    b = b.to(device=x.device, dtype=x.dtype)
+    b = b.detach().to(device=x.device, dtype=x.dtype)
     # Broadcasting covers a baseline for one example (the input's per-example shape) and one
     # for the whole batch alike.
     try:

@@ -39,6 +39,7 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     acc = tuple(d.new_zeros(d.shape[0], *axis, *d.shape[1:]) for d in path.diffs)
     trace = torch.empty(2, P, n, *axis, dtype=model.dtype, device=alphas.device)
     state = {"extra": None}
+    extra_owner = None if extra is None else extra[1]
     pos = (0, 0)
     while pos[0] < P:
         rows = model.rows
@@ -51,6 +52,8 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     # Checked once at the end, not per block: a NaN or Inf anywhere reaches these sums.
     every = path.owner
     C.check_finite(trace[0].reshape(P, -1), "model output", every)
+    if state["extra"] is not None:  # F(x) and F(baseline), when they rode along
+        C.check_finite(state["extra"], "model output", extra_owner)
     for i, a in enumerate(acc):
         C.check_finite(a, f"gradient w.r.t. inputs[{i}]", every)
     return acc, trace, state["extra"]

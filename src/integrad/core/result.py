@@ -95,6 +95,9 @@ class Attribution:
             "tuple": json.dumps(isinstance(self.attributions, tuple)),
             "settings": json.dumps(dict(self.settings), default=str),
         }
+        where = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(where):
+            raise FileNotFoundError(f"path: the folder {where!r} does not exist; create it first")
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.fspath(path), meta)
 
     @classmethod
@@ -102,12 +105,25 @@ class Attribution:
         """Read a result written by :meth:`save`."""
         from safetensors import safe_open
 
-        with safe_open(os.fspath(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"path: {os.fspath(path)!r} is not an integrad result "
-                                 f"(format {meta.get('format')!r}, expected {_FORMAT!r})")
-            t = {k: f.get_tensor(k) for k in f.keys()}
+        name = os.fspath(path)
+        if not os.path.isfile(name):
+            raise FileNotFoundError(f"path: no file {name!r}")
+        try:
+            with safe_open(name, framework="pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != _FORMAT:
+                    raise ValueError(f"path: {name!r} is not an integrad result "
+                                     f"(format {meta.get('format')!r}, expected {_FORMAT!r})")
+                t = {k: f.get_tensor(k) for k in f.keys()}
+        except ValueError:
+            raise
+        except Exception as err:  # safetensors reports a corrupt or foreign file in its own types
+            raise ValueError(f"path: {name!r} is not a readable integrad result (a safetensors file written by "
+                             f"Attribution.save): {type(err).__name__}: {err}") from None
+        missing = [k for k in ("attributions.0", "delta", "f_x", "f_baseline", "n_evals") if k not in t] + \
+            [k for k in ("tuple", "settings") if k not in meta]
+        if missing:
+            raise ValueError(f"path: {name!r} is an incomplete integrad result (missing {', '.join(missing)})")
         n_attr = sum(k.startswith("attributions.") for k in t)
         attrs = tuple(t[f"attributions.{i}"] for i in range(n_attr))
         as_tuple = json.loads(meta["tuple"])

@@ -39,6 +39,9 @@ class Job:
         if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
                                        or max_memory < 1):
             raise ValueError(f"max_memory: expected None or a number of bytes >= 1; got {max_memory!r}")
+        if max_memory is not None and batch_size is not None:
+            raise ValueError(f"max_memory: caps automatic chunking, but batch_size={batch_size} fixes the block "
+                             "size; give one of them")
         if not isinstance(forward_args, (tuple, list)):
             raise TypeError(f"forward_args: expected a tuple of extra positional arguments; got "
                             f"{type(forward_args).__name__}")

@@ -163,6 +163,12 @@ def placement(method: str | None, n_steps: int | None, rtol: float | None, atol:
                              f"got {max_evals!r}")
         return _Placement("piecewise", max_evals=max_evals)
     if rtol is None:
+        if atol != 0.0:
+            raise ValueError(f"atol: given without rtol=; error-controlled integration needs rtol (e.g. rtol=0 "
+                             f"with atol={atol!r} for an absolute tolerance only)")
+        if max_evals != 4097:
+            raise ValueError("max_evals: applies to rtol= and method='piecewise' only; a fixed rule makes exactly "
+                             "n_steps evaluations")
         method, n_steps = method or "gausslegendre", 50 if n_steps is None else n_steps
         _rule(method, n_steps)  # checks both
         return _Placement("fixed", method=method, n_steps=n_steps)

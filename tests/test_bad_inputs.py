@@ -1,0 +1,113 @@
+"""Bad input gets a clear error naming the argument (or a correct result), never a raw traceback."""
+
+import pytest
+import torch
+
+import integrad
+from conftest import mlp, randn
+
+
+def net():
+    return mlp([4, 8, 1])
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_input_is_refused_naming_the_example(value):
+    x = randn(0, 3, 4)
+    x[1, 2] = value
+    with pytest.raises(ValueError, match=r"inputs: contains NaN or Inf \(examples \[1\]\)"):
+        integrad.integrated_gradients(net(), x)
+
+
+def test_inputs_and_baselines_that_require_grad_give_detached_results():
+    x = randn(0, 2, 4).requires_grad_(True)
+    b = randn(1, 1, 4).requires_grad_(True)
+    res = integrad.integrated_gradients(net(), x, baseline=b)
+    for t in (res.attributions, res.delta, res.f_x, res.f_baseline):
+        assert not t.requires_grad
+    res.attributions.numpy()  # no "requires grad" error
+    assert x.grad is None and b.grad is None
+
+
+@pytest.mark.parametrize("n_steps", [True, 1.0])
+def test_n_steps_of_the_wrong_type_is_refused_even_after_a_cached_call(n_steps):
+    integrad.integrated_gradients(net(), randn(0, 1, 4), n_steps=1)
+    with pytest.raises(TypeError, match="n_steps: expected an int"):
+        integrad.integrated_gradients(net(), randn(0, 1, 4), n_steps=n_steps)
+
+
+def test_absurd_n_steps_is_a_clear_error_not_a_memory_error():
+    with pytest.raises(ValueError, match=r"n_steps: at most 1,048,576 nodes"):
+        integrad.integrated_gradients(net(), randn(0, 1, 4), n_steps=10**12)
+
+
+def test_many_gauss_legendre_nodes_are_built_fast_and_exact():
+    import time
+
+    start = time.perf_counter()
+    r = integrad.rule("gausslegendre", 3000)
+    assert time.perf_counter() - start < 5.0  # numpy's dense eigen-solve takes ~8 s here
+    assert abs(r.weights.sum() - 1.0) < 1e-13
+    # exact on polynomials: the integral of a^k over [0, 1] is 1 / (k + 1)
+    for k in (1, 7, 40, 501):
+        assert abs((r.weights * r.nodes**k).sum() - 1.0 / (k + 1)) < 1e-13
+
+
+def test_newton_nodes_match_the_eigen_solver_where_both_run():
+    import numpy as np
+    from integrad.core.rules import _gauss_legendre_newton
+
+    for n in (101, 257):
+        x, w = np.polynomial.legendre.leggauss(n)
+        y, v = _gauss_legendre_newton(n)
+        assert np.abs(x - y).max() < 1e-14 and np.abs(w - v).max() < 1e-13
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(atol=1e-3), r"atol: given without rtol="),
+    (dict(max_evals=100), r"max_evals: applies to rtol= and method='piecewise' only"),
+    (dict(max_memory=1 << 20, batch_size=8), r"max_memory: caps automatic chunking, but batch_size=8"),
+])
+def test_options_that_would_be_ignored_are_refused(kw, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        integrad.integrated_gradients(net(), randn(0, 2, 4), **kw)
+
+
+def test_feature_size_mismatch_names_the_users_inputs_not_only_the_block():
+    x = randn(0, 2, 5)  # the model takes 4 features
+    with pytest.raises(RuntimeError, match=r"model: raised on a block of \d+ interpolated rows \(your inputs: "
+                                           r"\(batch, 5\) with batch = 2"):
+        integrad.integrated_gradients(net(), x)
+
+
+def test_unknown_forward_kwarg_is_reported_with_context():
+    def model(x, *, scale=1.0):
+        return (x * scale).sum(1)
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'shift'"):
+        integrad.integrated_gradients(model, randn(0, 2, 3), forward_kwargs={"shift": 1.0})
+
+
+def test_save_into_a_missing_folder_and_load_of_bad_files_are_clear(tmp_path):
+    res = integrad.integrated_gradients(net(), randn(0, 2, 4))
+    with pytest.raises(FileNotFoundError, match="path: the folder .* does not exist"):
+        res.save(tmp_path / "missing" / "run.safetensors")
+    with pytest.raises(FileNotFoundError, match="path: no file"):
+        integrad.Attribution.load(tmp_path / "nothing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="is not a readable integrad result"):
+        integrad.Attribution.load(junk)
+    good = tmp_path / "good.safetensors"
+    res.save(good)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(ValueError, match="is not a readable integrad result"):
+        integrad.Attribution.load(truncated)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="is not an integrad result"):
+        integrad.Attribution.load(foreign)
+    assert torch.equal(integrad.Attribution.load(good).attributions, res.attributions)
