@@ -111,3 +111,26 @@ def test_save_into_a_missing_folder_and_load_of_bad_files_are_clear(tmp_path):
     with pytest.raises(ValueError, match="is not an integrad result"):
         integrad.Attribution.load(foreign)
     assert torch.equal(integrad.Attribution.load(good).attributions, res.attributions)
+
+
+def test_train_mode_batch_norm_is_left_as_found_and_gives_deterministic_results():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(6, 1)).double().train()
+    stats = [t.clone() for t in (model[1].running_mean, model[1].running_var)]
+    x = randn(0, 5, 4)
+    with pytest.warns(UserWarning, match="run in eval mode here and are restored after"):
+        first = integrad.integrated_gradients(model, x)
+    with pytest.warns(UserWarning):
+        second = integrad.integrated_gradients(model, x)
+    assert torch.equal(model[1].running_mean, stats[0]) and torch.equal(model[1].running_var, stats[1])
+    assert model.training and model[1].training and model[2].training
+    assert torch.equal(first.attributions, second.attributions)
+    # the same as the eval-mode model
+    ref = integrad.integrated_gradients(model.eval(), x)
+    assert torch.equal(ref.attributions, first.attributions)
+
+
+def test_float64_inputs_into_a_float32_model_say_which_dtypes_differ():
+    model = mlp([4, 8, 1], dtype=torch.float32)
+    with pytest.raises(RuntimeError, match=r"the inputs are float64 but the model's parameters are float32"):
+        integrad.integrated_gradients(model, randn(0, 2, 4))

@@ -205,3 +205,23 @@ def test_smooth_puts_noise_in_embeddings_and_keeps_completeness_on_average():
     assert noisy.result.settings["layer"] is not None  # the noise went into the embedding layer's space
     assert abs(noisy.delta) <= 1e-2 * abs(noisy.f_x - noisy.f_baseline) + 1e-6
     assert [t.attribution for t in noisy.tokens] != [t.attribution for t in plain.tokens]
+
+
+@pytest.mark.parametrize("kw, exc, pattern", [
+    (dict(baseline=999999), ValueError, r"baseline: token id 999999 is outside the model's vocabulary"),
+    (dict(baseline=-1), ValueError, r"baseline: token id -1 is outside"),
+    (dict(baseline=torch.tensor([0, 10**6])), ValueError, r"baseline: token ids must lie in 0\.\."),
+    (dict(max_length=0), ValueError, r"max_length: expected None .* or an int >= 2"),
+])
+def test_bad_text_options_name_the_argument(kw, exc, pattern):
+    tok = wordpiece_tokenizer()
+    with pytest.raises(exc, match=pattern):
+        explain_text(tiny_bert(len(tok)), tok, "good movie", **kw)
+
+
+def test_missing_tokenizer_or_non_hf_model_is_a_clear_error():
+    tok = wordpiece_tokenizer()
+    with pytest.raises(TypeError, match="tokenizer: expected a Hugging Face tokenizer"):
+        explain_text(tiny_bert(len(tok)), None, "good movie")
+    with pytest.raises(TypeError, match="model: expected a Hugging Face sequence classifier"):
+        explain_text(torch.nn.Linear(3, 2), tok, "good movie")

@@ -143,6 +143,16 @@ def explain_text(
     Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017 (sec. 6.3).
     """
     items = _check_texts(texts)
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise TypeError(f"tokenizer: expected a Hugging Face tokenizer (e.g. AutoTokenizer.from_pretrained(...)); "
+                        f"got {type(tokenizer).__name__}")
+    if not callable(getattr(model, "get_input_embeddings", None)):
+        raise TypeError(f"model: expected a Hugging Face sequence classifier with get_input_embeddings(); got "
+                        f"{type(model).__name__} (for other models call integrad.integrated_gradients with layer=)")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
+                                   or max_length < 2):
+        raise ValueError(f"max_length: expected None (the model's maximum) or an int >= 2 (room for the special "
+                         f"tokens); got {max_length!r}")
     limit = max_length or _max_length(model, tokenizer)
     for i, t in enumerate(items):
         n = len(tokenizer(t)["input_ids"])
@@ -298,6 +308,10 @@ def _baseline(baseline: Any, ids: torch.Tensor, keep: torch.Tensor, tokenizer: A
     if isinstance(baseline, torch.Tensor):
         if baseline.is_floating_point():
             return ids, baseline.to(ids.device)
+        vocab = getattr(layer, "num_embeddings", None)
+        if vocab is not None and baseline.numel() and not (0 <= int(baseline.min()) and int(baseline.max()) < vocab):
+            raise ValueError(f"baseline: token ids must lie in 0..{vocab - 1} (the model's vocabulary); got ids from "
+                             f"{int(baseline.min())} to {int(baseline.max())}")
         return baseline.to(ids.device), None
     if baseline == "zero":
         with torch.no_grad():
@@ -314,6 +328,9 @@ def _baseline(baseline: Any, ids: torch.Tensor, keep: torch.Tensor, tokenizer: A
         token_id = baseline
     else:
         raise TypeError(f"baseline: expected a str, an int token id or a tensor; got {type(baseline).__name__}")
+    vocab = getattr(layer, "num_embeddings", None)
+    if vocab is not None and not 0 <= token_id < vocab:
+        raise ValueError(f"baseline: token id {token_id} is outside the model's vocabulary (valid: 0..{vocab - 1})")
     return torch.where(keep, ids, torch.full_like(ids, token_id)), None
 
 

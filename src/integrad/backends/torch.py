@@ -148,8 +148,16 @@ class TorchModel:
     def _failed(self, err: RuntimeError, rows: int) -> RuntimeError:
         """The model's own error, with what it was given in the user's terms (not block rows only)."""
         shapes = ", ".join("(" + ", ".join(["batch", *map(str, x.shape[1:])]) + ")" for x in self.xs)
+        hint = ""
+        params = [p for p in self.model.parameters() if p.is_floating_point()] \
+            if isinstance(self.model, torch.nn.Module) else []
+        if params and self.layers is None and any(x.is_floating_point() and x.dtype != params[0].dtype
+                                                  for x in self.xs):
+            got = ", ".join(sorted({str(x.dtype).replace("torch.", "") for x in self.xs}))
+            hint = (f" (the inputs are {got} but the model's parameters are "
+                    f"{str(params[0].dtype).replace('torch.', '')}: convert one of them)")
         return RuntimeError(f"model: raised on a block of {rows} interpolated rows (your inputs: {shapes} with "
-                            f"batch = {self.fwd_batch}; each row is one point of one example's path): {err}")
+                            f"batch = {self.fwd_batch}; each row is one point of one example's path){hint}: {err}")
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:

@@ -18,7 +18,10 @@ class ModelGuard:
     """Freeze parameters for the duration of an attribution; restore flags and modes after.
 
     Weight gradients are never needed for attribution, and parameters that require grad
-    make autograd keep extra activations alive for them.
+    make autograd keep extra activations alive for them. Dropout and batch-norm modules in
+    training mode run in eval mode for the duration (with a warning): in training mode they
+    make attributions random and batch-dependent, and batch norm would update its running
+    statistics with every interpolated point, changing the model.
     """
 
     def __init__(self, model: Any):
@@ -29,9 +32,14 @@ class ModelGuard:
         self.modes = [(m, m.training) for m in self.modules]
         for p, _ in self.params:
             p.requires_grad_(False)
-        if any(m.training and isinstance(m, _RANDOM_IN_TRAINING) for m in self.modules):
-            warnings.warn("model is in training mode: its dropout or batch-norm layers make attributions random "
-                          "and batch-dependent; call model.eval() first", stacklevel=4)
+        random = [m for m in self.modules if m.training and isinstance(m, _RANDOM_IN_TRAINING)]
+        if random:
+            warnings.warn(f"model is in training mode: its {len(random)} dropout or batch-norm layer(s) would make "
+                          "attributions random and batch-dependent (and batch norm would update its running "
+                          "statistics), so they run in eval mode here and are restored after; call model.eval() "
+                          "to silence this", stacklevel=4)
+            for m in random:
+                m.training = False
         return self
 
     def __exit__(self, *exc: Any) -> None:
