@@ -134,3 +134,25 @@ def test_float64_inputs_into_a_float32_model_say_which_dtypes_differ():
     model = mlp([4, 8, 1], dtype=torch.float32)
     with pytest.raises(RuntimeError, match=r"the inputs are float64 but the model's parameters are float32"):
         integrad.integrated_gradients(model, randn(0, 2, 4))
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["explain", "tabular", "--row", "0", "--json", "{missing}/r.json"], "--json"),
+    (["explain", "tabular", "--row", "0", "--png", "{missing}/r.png"], "--png"),
+    (["explain", "text", "good", "--html", "{missing}/t.html"], "--html"),
+    (["explain", "text", "good", "--json", "{missing}/t.json"], "--json"),
+    (["explain", "image", "chelsea", "--out", "{missing}/c.png"], "--out"),
+    (["explain", "image", "chelsea", "--json", "{folder}"], "--json"),
+    (["demo", "--out", "{missing}/report.html"], "--out"),
+])
+def test_cli_refuses_unwritable_outputs_before_any_work(argv, flag, tmp_path):
+    from typer.testing import CliRunner
+    from integrad.cli import app
+
+    missing = tmp_path / "no" / "such"
+    args = [a.format(missing=missing, folder=tmp_path) for a in argv]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.split())
+    assert flat.startswith(f"error: {flag}:") and ("does not exist" in flat or "is a folder" in flat), flat
+    assert "Traceback" not in res.output

@@ -367,3 +367,29 @@ def test_smooth_equals_smoothgrad_of_ig_and_zero_noise_equals_ig():
     assert torch.allclose(noisy.attributions, direct.attributions[0], atol=1e-12)
     assert noisy.result.stderr is not None and noisy.result.settings["smoothgrad"]["n_samples"] == 4
     assert int(noisy.result.n_evals.sum()) == 4 * 16
+
+
+def test_16_bit_greyscale_png_is_read_at_its_full_range(tmp_path):
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)  # uint16 -> mode I;16
+    with pytest.warns(UserWarning, match="greyscale"):
+        x, _ = load_image(path, size=64)
+    # a ramp from black to white, not clipped to white above 255/65535
+    assert x.shape == (3, 64, 64)
+    assert float(x.min()) < 0.02 and float(x.max()) > 0.98
+    assert 0.4 < float(x.mean()) < 0.6
+
+
+def test_huge_image_is_reduced_before_it_is_converted(tmp_path):
+    import tracemalloc
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 3000), (200, 10, 10)).save(big)
+    tracemalloc.start()
+    x, _ = load_image(big, size=64)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert x.shape == (3, 64, 64) and abs(float(x[0].mean()) - 200 / 255) < 1e-2
+    # numpy's float64 RGBA copy of the full image alone would be 288 MB
+    assert peak < 50 * 2**20

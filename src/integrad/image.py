@@ -283,21 +283,43 @@ def load_image(image: str | os.PathLike | torch.Tensor, *, size: int = IMAGE_SIZ
         what = "a directory" if path.is_dir() else "neither a sample name nor an existing file"
         raise FileNotFoundError(f"image: {os.fspath(image)!r} is {what}; give an image file or one of the samples "
                                 f"{', '.join(SAMPLES)}")
-    return prepare_image(_read(path), size=size), os.fspath(image)
+    return prepare_image(_read(path, size), size=size), os.fspath(image)
 
 
-def _read(path: Path) -> torch.Tensor:
-    """An image file as uint8 RGB ``(3, H, W)``, flattening alpha onto white."""
+# high bit-depth single-channel modes, read at their full range instead of clipped to 8 bits
+_DEEP = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0}
+
+
+def _read(path: Path, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """An image file as uint8 RGB ``(3, H, W)``, flattening alpha onto white.
+
+    Files much larger than ``size`` are first reduced by an integer factor (the short side
+    stays at least twice ``size``), so a huge photo does not need gigabytes to load; 16- and
+    32-bit greyscale is scaled from its full range.
+    """
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise ImportError("reading image files needs Pillow; pip install 'integrad[image]'") from None
     try:
         with Image.open(path) as im:
+            factor = min(im.size) // (2 * size)
+            if factor >= 2 and im.format == "JPEG":
+                im.draft("RGB", (im.size[0] // factor, im.size[1] // factor))
             im.load()
+            factor = min(im.size) // (2 * size)
+            if factor >= 2:
+                im = im.reduce(factor)
             alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
-            grey = im.mode in ("1", "L", "LA", "La", "I", "I;16", "F")
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
+            grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode in _DEEP
+            if im.mode in _DEEP or im.mode in ("I", "F"):
+                level = np.asarray(im, dtype=np.float64)
+                top = _DEEP.get(im.mode) or (1.0 if im.mode == "F" and level.max() <= 1.0 else
+                                             65535.0 if level.max() > 255 else 255.0)
+                level = np.clip(level / top, 0.0, 1.0)
+                rgba = np.concatenate([np.repeat(level[..., None], 3, -1), np.ones_like(level[..., None])], -1)
+            else:
+                rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
     except UnidentifiedImageError:
         raise ValueError(f"image: {os.fspath(path)!r} is not an image file Pillow can read") from None
     except OSError as err:

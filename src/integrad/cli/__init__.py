@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .console import console, fail
+from .console import check_outputs, console, fail
 
 app = typer.Typer(help="Integrated Gradients: explain a model's predictions.", no_args_is_help=True,
                   add_completion=False)
@@ -43,6 +43,7 @@ def explain_text_cmd(
     """Colour the words of TEXT by how much they pushed the classifier's decision."""
     from ..text import explain_text, load_text_model
 
+    check_outputs(html=html, json=json_path)
     try:
         mdl, tok = load_text_model(str(model) if model else None)
         ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
@@ -69,6 +70,7 @@ def demo(
     """Explain real models (sentiment, image, credit), print the results and write one HTML report."""
     from .demo import build
 
+    check_outputs(out=out)
     start = time.perf_counter()
     path = build(out, console.print)
     console.print(f"\nwrote the report {path.resolve()} ({time.perf_counter() - start:.0f} s in all)")

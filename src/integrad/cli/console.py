@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import NoReturn
 
 import typer
@@ -14,3 +15,15 @@ console = Console()
 def fail(message: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def check_outputs(**paths) -> None:
+    """Fail before any work when an output file could not be written (``--json=path``, ...)."""
+    for flag, path in paths.items():
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(folder):
+            fail(f"--{flag.replace('_', '-')}: the folder {folder} does not exist; create it first")
+        if os.path.isdir(os.fspath(path)):
+            fail(f"--{flag.replace('_', '-')}: {os.fspath(path)} is a folder; give a file name")

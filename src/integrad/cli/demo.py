@@ -116,7 +116,7 @@ def build(out: Path, say: Callable) -> Path:
     sections.append(tabular_section(say))
     intro = ("Integrated Gradients on real models shipped inside pip packages: a sentiment classifier, a credit "
              "model and an ImageNet classifier. Each section shows the prediction, the attributions, the completeness gap "
-             "F(x) − F(baseline) − Σ attributions, the settings, and how the sum of attributions converges "
+             "Σ attributions − (F(x) − F(baseline)), the settings, and how the sum of attributions converges "
              "as the number of steps grows.")
     out.write_text(report_page(sections, title="integrad demo report", intro=intro), encoding="utf-8")
     return out

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .console import console, fail
+from .console import check_outputs, console, fail
 
 
 
@@ -39,6 +39,7 @@ def image(
     from ..image import explain_image, load_image
     from ..models._imagenet import load_imagenet_model
 
+    check_outputs(out=out, json=json_path)
     try:
         # read first: a bad path or file fails before the model loads
         with warnings.catch_warnings(record=True) as notes:

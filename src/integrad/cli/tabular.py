@@ -19,7 +19,7 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from .console import console, fail
+from .console import check_outputs, console, fail
 
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -54,6 +54,7 @@ def tabular(
     """Explain one row of a tabular classifier: which columns pushed its score up or down."""
     from ..tabular import explain_row
 
+    check_outputs(json=json_path, png=png)
     try:
         subject, raw, reference, note = _resolve(dataset, model, data, row)
         codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
