@@ -156,3 +156,45 @@ def test_cli_refuses_unwritable_outputs_before_any_work(argv, flag, tmp_path):
     flat = " ".join(res.output.split())
     assert flat.startswith(f"error: {flag}:") and ("does not exist" in flat or "is a folder" in flat), flat
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("kw, hint", [
+    (dict(baselines=0.0), "did you mean baseline?"),
+    (dict(additional_forward_args=()), "did you mean forward_args?"),
+    (dict(internal_batch_size=4), "did you mean batch_size?"),
+])
+def test_captum_argument_names_get_a_did_you_mean(kw, hint):
+    with pytest.raises(TypeError, match=f"unexpected keyword argument .*; {hint}"):
+        integrad.integrated_gradients(net(), randn(0, 2, 4), **kw)
+
+
+def test_riemann_trapezoid_points_to_the_correct_rule():
+    with pytest.raises(ValueError, match="did you mean 'trapezoid'"):
+        integrad.integrated_gradients(net(), randn(0, 2, 4), method="riemann_trapezoid")
+
+
+def test_zero_dim_and_numpy_integer_targets_are_accepted():
+    import numpy as np
+
+    model = mlp([4, 8, 3])
+    x = randn(0, 2, 4)
+    ref = integrad.integrated_gradients(model, x, target=2).attributions
+    for t in (torch.tensor(2), np.int64(2)):
+        assert torch.equal(integrad.integrated_gradients(model, x, target=t).attributions, ref)
+
+
+def test_model_changing_its_input_in_place_gets_a_hint():
+    with pytest.raises(RuntimeError, match="the model changes its input in place"):
+        integrad.integrated_gradients(lambda x: x.relu_().sum(1), randn(0, 2, 3))
+
+
+def test_layer_baseline_id_outside_the_vocabulary_is_explained():
+    emb = torch.nn.Embedding(10, 3).double()
+    with pytest.raises(IndexError, match="baseline token ids are in the vocabulary"):
+        integrad.integrated_gradients(lambda ids: emb(ids).sum((1, 2)), torch.tensor([[1, 2]]), baseline=50,
+                                      layer=emb)
+
+
+def test_meta_device_inputs_are_refused():
+    with pytest.raises(ValueError, match="inputs: is on the meta device"):
+        integrad.integrated_gradients(net(), torch.empty(2, 4, device="meta"))

@@ -127,7 +127,7 @@ class TorchModel:
         if self.layers is None and self.neuron is None:  # the plain case, without hooks
             try:
                 return self.model(*parts, *args, **kwargs), None
-            except RuntimeError as err:
+            except (RuntimeError, IndexError) as err:
                 raise self._failed(err, example.shape[0]) from err
         tap = None
         with contextlib.ExitStack() as stack:
@@ -139,14 +139,14 @@ class TorchModel:
                 ntap = stack.enter_context(NeuronTap(self.neuron[0]))
             try:
                 out = self.model(*parts, *args, **kwargs)
-            except RuntimeError as err:
+            except (RuntimeError, IndexError) as err:
                 raise self._failed(err, example.shape[0]) from err
         if self.neuron is not None:
             out = ntap.output
         return out, tap
 
-    def _failed(self, err: RuntimeError, rows: int) -> RuntimeError:
-        """The model's own error, with what it was given in the user's terms (not block rows only)."""
+    def _failed(self, err: Exception, rows: int) -> Exception:
+        """The model's own error (same type), with what it was given in the user's terms."""
         shapes = ", ".join("(" + ", ".join(["batch", *map(str, x.shape[1:])]) + ")" for x in self.xs)
         hint = ""
         params = [p for p in self.model.parameters() if p.is_floating_point()] \
@@ -156,8 +156,13 @@ class TorchModel:
             got = ", ".join(sorted({str(x.dtype).replace("torch.", "") for x in self.xs}))
             hint = (f" (the inputs are {got} but the model's parameters are "
                     f"{str(params[0].dtype).replace('torch.', '')}: convert one of them)")
-        return RuntimeError(f"model: raised on a block of {rows} interpolated rows (your inputs: {shapes} with "
-                            f"batch = {self.fwd_batch}; each row is one point of one example's path){hint}: {err}")
+        if "in-place operation" in str(err) and "leaf Variable" in str(err):
+            hint = (" (the model changes its input in place, e.g. x.relu_() or a first ReLU(inplace=True); "
+                    "integrad differentiates with respect to that input: make that first operation out of place)")
+        if isinstance(err, IndexError) and self.layers is not None:
+            hint = " (with layer=, the baseline is in input space: check that baseline token ids are in the vocabulary)"
+        return type(err)(f"model: raised on a block of {rows} interpolated rows (your inputs: {shapes} with "
+                         f"batch = {self.fwd_batch}; each row is one point of one example's path){hint}: {err}")
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:

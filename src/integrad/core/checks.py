@@ -49,6 +49,9 @@ def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tenso
             raise TypeError(f"{name}: dtype {x.dtype} is not supported; expected one of {_FLOAT_TYPES}")
         if x.device != xs[0].device:
             raise ValueError(f"{name}: on device {x.device}, but inputs[0] is on {xs[0].device}")
+        if x.device.type == "meta":
+            raise ValueError(f"{name}: is on the meta device (shapes only, no values); IG needs real values: "
+                             "move the model and inputs to the CPU or a GPU")
         if x.is_floating_point() and not torch.isfinite(x).all():
             bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
             raise ValueError(f"{name}: contains NaN or Inf (examples {bad.nonzero().flatten().tolist()[:10]}); "
@@ -158,6 +161,9 @@ class Target:
         self.fn: Callable | None = None
         if target is None:
             return
+        if isinstance(target, torch.Tensor) and target.dim() == 0 and not target.is_floating_point() \
+                and target.dtype != torch.bool:
+            target = int(target)
         if callable(target):
             self.fn = target
         elif _is_int(target):

@@ -141,7 +141,9 @@ def rule(method: str, n_steps: int) -> Rule:
         For an unknown method or too few steps, naming the argument and the accepted values.
     """
     if not isinstance(method, str) or method not in _BUILDERS:
-        raise ValueError(f"method: expected one of {', '.join(map(repr, METHODS))}; got {method!r}")
+        hint = (" (did you mean 'trapezoid'? integrad's trapezoid rule has weights summing to 1, Captum's "
+                "riemann_trapezoid to (n - 1) / n)" if method == "riemann_trapezoid" else "")
+        raise ValueError(f"method: expected one of {', '.join(map(repr, METHODS))}; got {method!r}{hint}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
         raise TypeError(f"n_steps: expected an int; got {type(n_steps).__name__} {n_steps!r}")
     n_min = _BUILDERS[method][1]

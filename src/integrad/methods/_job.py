@@ -22,6 +22,31 @@ from ..core.paths import StraightLine
 
 _REFERENCE_ROWS = 256
 
+# other libraries' names for integrad's keywords, answered with a "did you mean"
+ALIASES = {"baselines": "baseline", "additional_forward_args": "forward_args", "internal_batch_size": "batch_size",
+           "target_fn": "target (a callable)", "steps": "n_steps", "nt_samples": "n_samples",
+           "stdevs": "noise (with noise_scale='absolute')", "nt_type": "mode", "attribute_to_layer_input": "layer_input",
+           "neuron_selector": "neuron=(module, selector)", "return_convergence_delta": "nothing: delta is always on "
+           "the result", "random_seed": "seed"}
+
+
+def vocabulary(fn: Callable) -> Callable:
+    """Unknown keywords that other libraries use get a "did you mean" naming integrad's."""
+    import functools
+    import inspect
+
+    known = set(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key in ALIASES and key not in known:
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {key!r}; did you mean "
+                                f"{ALIASES[key]}? (Captum's classes with Captum's names: integrad.compat.captum)")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
 
 class Job:
     """One attribution problem on the PyTorch backend."""

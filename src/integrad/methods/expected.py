@@ -10,11 +10,12 @@ from ..core import checks as C
 from ..core.paths import IndexedLine
 from ..core.result import Attribution
 from ..core.sampled import draw, integrate_sampled
-from ._job import Job, check_count, distinct, mean_by, shape_output
+from ._job import vocabulary, Job, check_count, distinct, mean_by, shape_output
 
 __all__ = ["expected_gradients"]
 
 
+@vocabulary
 def expected_gradients(
     model: Callable[..., Any],
     inputs: torch.Tensor | Sequence[torch.Tensor],

@@ -12,11 +12,12 @@ from ..core.adaptive import integrate_adaptive
 from ..core.fixed import integrate_fixed
 from ..core.result import Attribution
 from ..core.rules import rule as _rule
-from ._job import Job, check_number, per_row, shape_output
+from ._job import vocabulary, Job, check_number, per_row, shape_output
 
 __all__ = ["integrated_gradients"]
 
 
+@vocabulary
 def integrated_gradients(
     model: Callable[..., Any],
     inputs: torch.Tensor | Sequence[torch.Tensor],

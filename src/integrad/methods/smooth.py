@@ -9,7 +9,7 @@ import torch
 
 from ..core.result import Attribution
 from ..core.rules import METHODS
-from ._job import Job, check_count, check_number, mean_by, shape_output
+from ._job import vocabulary, Job, check_count, check_number, mean_by, shape_output
 from .expected import _references, generator, run_eg
 from .ig import placement, run_ig
 
@@ -23,6 +23,7 @@ _IG_OPTIONS = ("rule", "n_steps", "rtol", "atol", "max_evals", "baseline", "laye
 _EG_OPTIONS = ("references", "n_samples_per_copy", "sampler")
 
 
+@vocabulary
 def smoothgrad(
     model: Callable[..., Any],
     inputs: torch.Tensor | Sequence[torch.Tensor],
