@@ -190,7 +190,7 @@ def averaged(
     if isinstance(baselines, torch.Tensor):
         if baselines.dim() == 0 or baselines.shape[0] == 0:
             raise ValueError(f"baselines: expected a tensor of shape (K, ...) with K >= 1; got {C.shape(baselines)}")
-        items: list[Any] = list(baselines.unbind(0))
+        items: Any = baselines  # split along its first dimension (in _averaged)
     elif isinstance(baselines, (list, tuple)) and baselines:
         items = list(baselines)
     else:
@@ -205,8 +205,15 @@ def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, ato
     # k), so the K paths share blocks; targets and extra arguments follow each row's example.
     job = Job(model, inputs, **job_kwargs)
     B, K = job.batch, len(items)
-    per = [C.broadcast_baselines(b, job.xs, job.was_tuple) for b in items]
-    starts = tuple(torch.cat([p[i] for p in per]) for i in range(len(job.xs)))
+    x = job.xs[0]
+    if isinstance(items, torch.Tensor) and len(job.xs) == 1 and items.shape[1:] == x.shape[1:]:
+        # K baselines of one example's shape: checked once, broadcast to (K * B) rows without a loop
+        b = C.one_baseline(items, x.new_empty(K, *x.shape[1:]), "baselines", "inputs")
+        starts = (b.unsqueeze(1).expand(K, B, *x.shape[1:]).reshape(K * B, *x.shape[1:]),)
+    else:
+        parts = list(items.unbind(0)) if isinstance(items, torch.Tensor) else items
+        per = [C.broadcast_baselines(p, job.xs, job.was_tuple) for p in parts]
+        starts = tuple(torch.cat([p[i] for p in per]) for i in range(len(job.xs)))
     owner = torch.arange(B, device=job.xs[0].device).repeat(K)
     place = placement(method, n_steps, rtol, atol, max_evals)
     with job.model.guard():

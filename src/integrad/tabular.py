@@ -375,7 +375,7 @@ def _baselines(ad, model, baseline, reference, n_reference, seed, x) -> tuple[to
         raise ValueError(f"baseline: expected one of {', '.join(BASELINES)} or a tensor; got {baseline!r}")
     if reference is None and isinstance(model, TabularModel):
         if baseline == "mean":
-            train = model.encode([model.data[i] for i in model.train_index])
+            train = model.encoded_train()
             return train.mean(0, keepdim=True), f"mean of {train.shape[0]} training rows"
         b = model.reference(n_reference, seed=seed)
         return b, f"reference ({b.shape[0]} training rows, seed {seed})"

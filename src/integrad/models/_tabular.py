@@ -31,6 +31,7 @@ import hashlib
 import importlib.util
 import json
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -281,11 +282,23 @@ class TabularModel:
         rows = [{k: v for k, v in r.items() if k != self.label_column} if isinstance(r, Mapping) else r for r in rows]
         return self.encoder.encode(rows, dtype=next(self.model.parameters()).dtype)
 
-    def reference(self, n: int = 128, *, seed: int = 0) -> torch.Tensor:
+    def reference(self, n: int | None = 128, *, seed: int = 0) -> torch.Tensor:
         """``n`` encoded training rows drawn without replacement (seeded): the default baselines."""
         order = torch.randperm(len(self.train_index), generator=torch.Generator().manual_seed(seed))
-        picked = [self.train_index[int(i)] for i in order[:n]]
-        return self.encode([self.data[i] for i in picked])
+        return self.encoded_train().index_select(0, order[:n])
+
+    def encoded_train(self) -> torch.Tensor:
+        """Every training row, encoded once and kept (encoding is per-row Python; explain_row needs them
+        on every call)."""
+        dtype = next(self.model.parameters()).dtype
+        cached = _ENCODED.get(self)
+        if cached is None or cached.dtype != dtype:
+            cached = self.encode([self.data[i] for i in self.train_index])
+            _ENCODED[self] = cached
+        return cached
+
+
+_ENCODED: "weakref.WeakKeyDictionary[TabularModel, torch.Tensor]" = weakref.WeakKeyDictionary()
 
 
 def load_dataset(name: str) -> tuple[list[dict[str, Any]], list[str]]:
