@@ -225,3 +225,19 @@ def test_missing_tokenizer_or_non_hf_model_is_a_clear_error():
         explain_text(tiny_bert(len(tok)), None, "good movie")
     with pytest.raises(TypeError, match="model: expected a Hugging Face sequence classifier"):
         explain_text(torch.nn.Linear(3, 2), tok, "good movie")
+
+
+def test_piped_cli_output_carries_numbers_and_signs(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from integrad.cli import app
+
+    tok = wordpiece_tokenizer()
+    tiny_bert(len(tok)).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    # CliRunner's output is no terminal: no colours, as when piped
+    r = CliRunner().invoke(app, ["explain", "text", "good movie", "--model", str(tmp_path / "m"), "--n-steps", "8"])
+    assert r.exit_code == 0, r.output
+    assert "largest: " in r.output and re.search(r"(good|movie) [+-]\d\.\d{3}", r.output), r.output

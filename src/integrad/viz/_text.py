@@ -93,4 +93,10 @@ def text_rich(ex: "TextExplanation"):
         line.append(" ")
     head = Text.assemble(("prediction: ", "dim"), (ex.label, "bold"), f" ({ex.probability:.1%})",
                          ("   explained label: ", "dim"), (ex.target, "bold"))
-    return Group(head, line, Text(_gap(ex), style="dim"))
+    # the numbers and signs in plain text too, so piped output (no colours) still carries them
+    top = sorted(ex.words, key=lambda w: -abs(w.attribution))[:_TOP_WORDS]
+    numbers = Text("largest: " + ", ".join(f"{w.text} {w.attribution:+.3f}" for w in top), style="dim")
+    return Group(head, line, numbers, Text(_gap(ex), style="dim"))
+
+
+_TOP_WORDS = 8
