@@ -114,7 +114,9 @@ def test_multiclass_user_module_explains_predicted_or_given_class():
     assert predicted.target == predicted.label == "xyz"[int(logits.argmax())]
     chosen = explain_row(net, row, baseline="zero", target=2, n_steps=8)
     assert chosen.target == "z" and chosen.f_x == pytest.approx(float(logits[2]))
-    assert chosen.probability == pytest.approx(float(logits.softmax(0)[2]))
+    assert chosen.target_probability == pytest.approx(float(logits.softmax(0)[2]))
+    # probability is the predicted label's, as for text and images
+    assert chosen.probability == pytest.approx(float(logits.softmax(0).max()))
     with pytest.raises(ValueError, match=r"target: expected a class index in 0..2; got 5"):
         explain_row(net, row, baseline="zero", target=5)
     with pytest.raises(ValueError, match=r"reference: baseline='reference' needs rows"):
@@ -156,7 +158,9 @@ def test_reason_codes_are_ordered_and_signed(credit, k):
 def test_direction_follows_the_positive_class(credit, codes):
     assert codes.target == "good" and credit.classes == ("bad", "good")
     assert codes.label == ("good" if codes.f_x > 0 else "bad")
-    assert codes.probability == pytest.approx(float(torch.sigmoid(torch.tensor(codes.f_x))))
+    p_good = float(torch.sigmoid(torch.tensor(codes.f_x)))
+    assert codes.target_probability == pytest.approx(p_good)
+    assert codes.probability == pytest.approx(p_good if codes.label == "good" else 1 - p_good)
 
 
 # ---------------------------------------------------------------------------- shipped models

@@ -87,7 +87,9 @@ class ReasonCodes(OneExample):
     target : str
         The class whose logit is attributed: positive attributions push towards it.
     label, probability : str, float
-        The predicted class, and the model's probability of ``target``.
+        The predicted class and its probability (as for text and images).
+    target_probability : float
+        The model's probability of ``target`` (the class explained).
     features : tuple of Reason
         Every original column, in the model's column order.
     toward, against : tuple of Reason
@@ -111,6 +113,7 @@ class ReasonCodes(OneExample):
     against: tuple[Reason, ...]
     baseline: str
     result: Attribution = field(repr=False)
+    target_probability: float = float("nan")
     feature_names: tuple[str, ...] = field(repr=False, default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +123,7 @@ class ReasonCodes(OneExample):
         return {
             "model": self.model, "target": self.target,
             "prediction": {"label": self.label, "probability": self.probability},
+            "target_probability": self.target_probability,
             "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta, "baseline": self.baseline,
             "toward": [item(r) for r in self.toward], "against": [item(r) for r in self.against],
             "features": [item(r) for r in self.features],
@@ -136,7 +140,7 @@ class ReasonCodes(OneExample):
             rows.append(f"<tr><td>{html.escape(r.feature)}</td><td>{html.escape(_fmt_value(r.value))}</td>"
                         f"<td style='text-align:right'>{r.attribution:+.4f}"
                         f"{'' if r.stderr is None else f' ± {r.stderr:.4f}'}</td><td>{bar}</td></tr>")
-        caption = html.escape(f"{self.model}: predicted {self.label}; P({self.target}) = {self.probability:.3f}; "
+        caption = html.escape(f"{self.model}: predicted {self.label}; P({self.target}) = {self.target_probability:.3f}; "
                               f"F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} ({self.baseline}), "
                               f"completeness gap {self.delta:.2e}")
         return (f"<table><caption>{caption}</caption><tr><th>feature</th><th>value</th>"
@@ -160,7 +164,7 @@ class ReasonCodes(OneExample):
         ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names], fontsize=8)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(f"attribution to the logit of {self.target!r}")
-        ax.set_title(f"{self.model}: predicted {self.label}, P({self.target}) = {self.probability:.3f}\n"
+        ax.set_title(f"{self.model}: predicted {self.label}, P({self.target}) = {self.target_probability:.3f}\n"
                      f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, completeness gap "
                      f"{self.delta:.1e}\nbaseline: {self.baseline}", fontsize=9)
         fig.tight_layout()
@@ -246,12 +250,14 @@ def explain_row(
             raise ValueError(f"target: the model outputs a single logit (for {classes[1]!r}); leave target=None")
         t, prob = None, float(torch.sigmoid(logits[0, 0]))
         target_name, label = classes[1], classes[int(logits[0, 0] > 0)]
+        label_prob = prob if logits[0, 0] > 0 else 1.0 - prob
     else:
         probs = logits.softmax(-1)[0]
         t = int(probs.argmax()) if target is None else target
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < logits.shape[1]:
             raise ValueError(f"target: expected a class index in 0..{logits.shape[1] - 1}; got {target!r}")
         prob, target_name, label = float(probs[t]), classes[t], classes[int(probs.argmax())]
+        label_prob = float(probs.max())
 
     if eg:
         res = expected_gradients(ad.module, x, references=base, n_samples=n_samples, seed=seed, target=t,
@@ -270,7 +276,8 @@ def explain_row(
                      for col, idx in ad.groups(x.shape[1], raw).items())
     toward = tuple(sorted((r for r in features if r.attribution > 0), key=lambda r: -r.attribution)[:k])
     against = tuple(sorted((r for r in features if r.attribution < 0), key=lambda r: r.attribution)[:k])
-    return ReasonCodes(model=ad.name, target=target_name, label=label, probability=prob, features=features,
+    return ReasonCodes(model=ad.name, target=target_name, label=label, probability=label_prob,
+                       target_probability=prob, features=features,
                        toward=toward, against=against, baseline=described, result=result,
                        feature_names=tuple(ad.feature_names(x.shape[1])))
 

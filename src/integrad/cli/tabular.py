@@ -188,7 +188,7 @@ def _print(codes, note: str) -> None:
     console.print(table)
     total = sum(r.attribution for r in codes.features)
     console.print(f"prediction: [bold]{escape(codes.label)}[/] "
-                  + escape(f"(P({codes.target}) = {codes.probability:.3f})"), highlight=False)
+                  + escape(f"({codes.probability:.1%}); P({codes.target}) = {codes.target_probability:.3f}"), highlight=False)
     console.print(escape(f"F(x) = {codes.f_x:.4f} (logit of {codes.target!r}); F(baseline) = {codes.f_baseline:.4f} "
                          f"({codes.baseline}); sum of attributions = {total:.4f}"), highlight=False, soft_wrap=True)
     console.print(f"completeness gap: {codes.delta:.2e}", highlight=False)
