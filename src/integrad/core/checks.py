@@ -52,10 +52,7 @@ def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tenso
         if x.device.type == "meta":
             raise ValueError(f"{name}: is on the meta device (shapes only, no values); IG needs real values: "
                              "move the model and inputs to the CPU or a GPU")
-        if x.is_floating_point() and not torch.isfinite(x).all():
-            bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
-            raise ValueError(f"{name}: contains NaN or Inf (examples {bad.nonzero().flatten().tolist()[:10]}); "
-                             "IG needs finite inputs")
+
     batch = xs[0].shape[0]
     for i, x in enumerate(xs[1:], 1):
         if x.shape[0] != batch:
@@ -63,6 +60,16 @@ def as_tensor_tuple(inputs: Any, *, integer_ok: bool) -> tuple[tuple[torch.Tenso
                              f"(shapes {shape(xs[0])} and {shape(x)})")
     # the user's autograd graph stays out of the results
     return tuple(x.detach() for x in xs), was_tuple
+
+
+def check_inputs_finite(xs: tuple[torch.Tensor, ...], was_tuple: bool) -> None:
+    """Refuse NaN or Inf in the inputs, naming the examples."""
+    for i, x in enumerate(xs):
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            name = f"inputs[{i}]" if was_tuple else "inputs"
+            bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
+            raise ValueError(f"{name}: contains NaN or Inf (examples {bad.nonzero().flatten().tolist()[:10]}); "
+                             "IG needs finite inputs")
 
 
 def broadcast_baselines(baseline: Any, xs: tuple[torch.Tensor, ...], was_tuple: bool) -> tuple[torch.Tensor, ...]:

@@ -39,7 +39,6 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     acc = tuple(d.new_zeros(d.shape[0], *axis, *d.shape[1:]) for d in path.diffs)
     trace = torch.empty(2, P, n, *axis, dtype=model.dtype, device=alphas.device)
     state = {"extra": None}
-    extra_owner = None if extra is None else extra[1]
     pos = (0, 0)
     while pos[0] < P:
         rows = model.rows
@@ -49,14 +48,19 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
             pos = (e1, 0) if k1 == n else (e0, k1)
             if model.rows != rows:  # the probe was measured: re-plan the remaining blocks
                 break
-    # Checked once at the end, not per block: a NaN or Inf anywhere reaches these sums.
+    # Not checked per block: a NaN or Inf anywhere reaches the completeness gap, which the
+    # caller checks once (``explain_non_finite`` then finds where it came from).
+    return acc, trace, state["extra"]
+
+
+def explain_non_finite(path, acc, trace, extra) -> None:
+    """Raise the clearest error for a non-finite result: model output, then gradients."""
     every = path.owner
-    C.check_finite(trace[0].reshape(P, -1), "model output", every)
-    if state["extra"] is not None:  # F(x) and F(baseline), when they rode along
-        C.check_finite(state["extra"], "model output", extra_owner)
+    C.check_finite(trace[0].reshape(path.rows, -1), "model output", every)
+    if extra is not None:  # F(x) and F(baseline), when they rode along
+        C.check_finite(extra[0], "model output", extra[1])
     for i, a in enumerate(acc):
         C.check_finite(a, f"gradient w.r.t. inputs[{i}]", every)
-    return acc, trace, state["extra"]
 
 
 def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> None:

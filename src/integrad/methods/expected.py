@@ -88,6 +88,7 @@ def expected_gradients(
     job = Job(model, inputs, target=target, targets=targets, head=head, forward_args=forward_args,
               forward_kwargs=forward_kwargs, layer=layer, layer_input=layer_input, neuron=neuron,
               batch_size=batch_size, max_memory=max_memory)
+    C.check_inputs_finite(job.xs, job.was_tuple)
     gen = generator(seed)
     refs = _references(references, job)
     check_count(n_samples, "n_samples")

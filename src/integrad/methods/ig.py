@@ -9,7 +9,8 @@ import torch
 
 from ..backends.torch_piecewise import integrate_piecewise
 from ..core.adaptive import integrate_adaptive
-from ..core.fixed import integrate_fixed
+from ..core import checks as C
+from ..core.fixed import explain_non_finite, integrate_fixed
 from ..core.result import Attribution
 from ..core.rules import rule as _rule
 from ._job import vocabulary, Job, check_number, per_row, shape_output
@@ -216,6 +217,11 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
             B = job.batch
             f_end, f_start = (values[:B] if plain else values[:B].index_select(0, owner)), values[B:]
         rows = per_row(path, acc, f_end, f_start, multiply)
+        # one check for everything: a NaN or Inf in the inputs, outputs or gradients reaches delta
+        if not bool(torch.isfinite(rows.delta).all()):
+            C.check_inputs_finite(job.xs, job.was_tuple)
+            explain_non_finite(path, acc, trace, None if values is None else (values, extra[1]))
+            raise FloatingPointError("the completeness gap is NaN or Inf; check the model and inputs, or use float64")
         info = {"n_evals": torch.full((job.batch,), n, dtype=torch.int64) if plain
                 else torch.bincount(owner.cpu(), minlength=job.batch) * n}
         if P == job.batch and not m.targets.many:
@@ -223,6 +229,7 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
             info |= {"path_alphas": cpu.expand(P, -1).clone(), "path_values": trace[0].cpu(),
                      "path_slopes": trace[1].cpu()}
         return rows, info
+    C.check_inputs_finite(job.xs, job.was_tuple)
     path, f_end, f_start = job.paths(owner, starts, start_key)
     row_bytes = sum(d[:1].numel() * d.element_size() for d in path.diffs)
     if place.kind == "piecewise":
