@@ -125,12 +125,6 @@ def check_batch_size(batch_size: Any) -> None:
         raise ValueError(f"batch_size: expected None (automatic) or an int >= 1; got {batch_size!r}")
 
 
-def check_layer(layer: Any) -> None:
-    if layer is not None and not isinstance(layer, torch.nn.Module):
-        raise TypeError(f"layer: expected a torch.nn.Module inside the model (e.g. model.embeddings); "
-                        f"got {type(layer).__name__}")
-
-
 def output_tensor(out: Any, rows: int) -> torch.Tensor:
     """The model's output as a tensor of shape (rows, ...)."""
     if not isinstance(out, torch.Tensor):
