@@ -198,20 +198,21 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
                          "target's path differently: call once per target")
     if place.kind == "fixed":
         q = _rule(o["method"], o["n_steps"])
-        path, f_end, f_start = job.paths(None if plain else owner, starts, start_key, references=not job.fusable())
-        alphas, w = _rule_tensors(q.name, q.n, m.dtype, path.diffs[0].device)
-        P, n, fused = path.rows, q.n, f_end is None
-        row_bytes = sum(d[:1].numel() * d.element_size() for d in path.diffs)
-        extra = None
-        if fused:
+        P, n, extra = owner.shape[0], q.n, None
+        fused = False
+        if job.fusable():
+            # F(x) and F(baseline) ride along as extra rows when the whole problem is one block
+            # (one model call instead of two: most of the cost for small models)
+            row_bytes = sum(x[:1].numel() * max(x.element_size(), 4) for x in job.xs)
             m.plan(job.batch_size, job.max_memory, P * n + job.batch + P, row_bytes)
-            if m.measure or m.rows < P * n + job.batch + P:
-                path, f_end, f_start = job.paths(None if plain else owner, starts, start_key)
-            else:
-                extra = (tuple(zip(path.example_ends, path.starts)),
-                         torch.cat([torch.arange(job.batch, device=owner.device), owner]))
-        if extra is None:
-            m.plan(job.batch_size, job.max_memory, P * n, row_bytes)
+            fused = not m.measure and m.rows >= P * n + job.batch + P
+        path, f_end, f_start = job.paths(None if plain else owner, starts, start_key, references=not fused)
+        alphas, w = _rule_tensors(q.name, q.n, m.dtype, path.diffs[0].device)
+        if fused:
+            extra = (tuple(zip(path.example_ends, path.starts)),
+                     torch.cat([torch.arange(job.batch, device=owner.device), owner]))
+        else:
+            m.plan(job.batch_size, job.max_memory, P * n, sum(d[:1].numel() * d.element_size() for d in path.diffs))
         acc, trace, values = integrate_fixed(m, path, alphas, w, extra)
         if values is not None:
             B = job.batch
