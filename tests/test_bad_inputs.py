@@ -198,3 +198,12 @@ def test_layer_baseline_id_outside_the_vocabulary_is_explained():
 def test_meta_device_inputs_are_refused():
     with pytest.raises(ValueError, match="inputs: is on the meta device"):
         integrad.integrated_gradients(net(), torch.empty(2, 4, device="meta"))
+
+
+def test_every_explanation_json_names_the_integrad_version(tmp_path):
+    import json
+
+    from integrad.tabular import explain_row, load_tabular_model
+
+    codes = explain_row(load_tabular_model("german-credit"), 0, n_steps=8)
+    assert json.loads(json.dumps(codes.to_dict()))["integrad_version"] == integrad.__version__

@@ -116,7 +116,7 @@ def test_json_holds_prediction_tokens_words_and_gap():
     d = json.loads(json.dumps(explain_text(model, tok, "good movie", n_steps=8).to_dict()))
     assert set(d["prediction"]) == {"label", "probability"}
     assert {"text", "attribution"} <= set(d["tokens"][0]) and d["words"][0]["text"] == "good"
-    assert {"delta", "f_x", "f_baseline"} <= set(d)
+    assert {"delta", "f_x", "f_baseline", "integrad_version"} <= set(d)
 
 
 @pytest.mark.parametrize("texts,exc,pattern", [

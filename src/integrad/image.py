@@ -58,6 +58,7 @@ from .core import checks as C
 from . import baselines as B
 from .methods.ig import integrated_gradients
 from .methods.smooth import smoothgrad
+from . import __version__
 from .core.result import Attribution, OneExample
 from .models._imagenet import IMAGE_SIZE, SAMPLES, load_sample, prepare_image
 
@@ -152,7 +153,7 @@ class ImageExplanation(OneExample):
             "baseline": self.baseline,
             "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
             "relative_delta": self.relative_delta, "n_evals": int(self.result.n_evals.sum()),
-            "settings": dict(self.result.settings),
+            "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
     def _repr_html_(self) -> str:

@@ -55,6 +55,7 @@ import torch
 
 from .baselines import averaged
 from .methods.expected import expected_gradients
+from . import __version__
 from .core.result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
@@ -127,7 +128,7 @@ class ReasonCodes(OneExample):
             "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta, "baseline": self.baseline,
             "toward": [item(r) for r in self.toward], "against": [item(r) for r in self.against],
             "features": [item(r) for r in self.features],
-            "settings": dict(self.result.settings),
+            "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
     def _repr_html_(self) -> str:

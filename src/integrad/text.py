@@ -21,6 +21,7 @@ import torch
 
 from .methods.ig import integrated_gradients
 from .methods.smooth import smoothgrad
+from . import __version__
 from .core.result import Attribution, OneExample
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
@@ -78,7 +79,7 @@ class TextExplanation(OneExample):
             "words": [span(w) for w in self.words],
             "special_tokens": [span(t) for t in self.special_tokens],
             "delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
-            "settings": dict(self.result.settings),
+            "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
     def to_html(self) -> str:
