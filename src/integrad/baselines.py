@@ -219,7 +219,6 @@ def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, ato
     with job.model.guard():
         job.resolve_targets()
         rows, info = run_ig(job, place, multiply_by_inputs, owner=owner, starts=starts)
-    many = job.model.targets.many
     attrs = tuple(mean_by(a, owner, B) for a in rows.attrs)
     settings = place.describe() | job.describe() | {"baseline": f"average of {K} baselines", "n_baselines": K}
     extra = {}
@@ -231,7 +230,7 @@ def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, ato
         bound = (info["error"].double() * size).view(K, B).mean(0)
         extra["error"] = bound / torch.cat([a.reshape(B, -1) for a in attrs], 1).double().norm(dim=1)
     return Attribution(
-        attributions=shape_output(job, attrs, many), delta=mean_by(rows.delta, owner, B),
+        attributions=shape_output(job, attrs), delta=mean_by(rows.delta, owner, B),
         f_x=rows.f_end[:B], f_baseline=mean_by(rows.f_start, owner, B),
         n_evals=_evals(info["n_evals"], owner, B),
         settings=settings, **extra,

@@ -166,10 +166,7 @@ class TorchModel:
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:
-            tg = self.targets
-            if not tg.many:  # one target: no target axis
-                return tg.items[0].select(out, example if self.origin is None else self._user(example))
-            return tg.select(out, self._user(example))
+            return self.targets.select(out, self._user(example))
         return self.neuron[1](out, example.shape[0])
 
     def scan(self, parts: tuple[torch.Tensor, ...] | None, example: torch.Tensor, rows: int,

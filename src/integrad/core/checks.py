@@ -257,7 +257,7 @@ class Target:
 
 
 class Targets:
-    """Several targets from one forward pass: ``select`` gives shape (rows, k).
+    """Several targets from one forward pass: ``select`` gives shape (rows, k) (or (rows,) for one).
 
     ``targets="all"`` becomes every class of a ``(batch, classes)`` output at the first call.
     """
@@ -305,9 +305,10 @@ class Targets:
         return [t.describe() for t in self.items]
 
     def select(self, raw_out: Any, example: torch.Tensor) -> torch.Tensor:
+        """``(rows, k)`` for ``targets=``; ``(rows,)``, no target axis, for one target."""
         rows = example.shape[0]
         if not self.many:
-            return self.items[0].select(raw_out, example).unsqueeze(1)
+            return self.items[0].select(raw_out, example)
         self.resolve(raw_out, rows)
         headed = self.items[0].apply_head(raw_out, rows)
         return torch.stack([t.select(headed, example, headed=True) for t in self.items], 1)

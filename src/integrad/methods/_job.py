@@ -126,10 +126,8 @@ class Job:
         if owner is None:
             owner = torch.arange(self.batch, device=self.xs[0].device)
         if not references:
-            m = self.model
-            m.set_dtype(self.xs[0].dtype)
-            ends = self._perturbed(tuple(as_dtype(x, m.dtype) for x in self.xs))
-            st = tuple(as_dtype(s, m.dtype) for s in starts)
+            ends = self._input_ends()
+            st = tuple(as_dtype(s, self.model.dtype) for s in starts)
             plain = owner.shape[0] == self.batch and starts is self.baselines  # one row per example, in order
             diffs = tuple((e if plain else e.index_select(0, owner)) - s for e, s in zip(ends, st))
             return StraightLine(st, diffs, owner, example_ends=ends), None, None
@@ -151,8 +149,7 @@ class Job:
         st_u = starts if pick is None else tuple(s.index_select(0, pick) for s in starts)
         ex_u = owner if pick is None else owner.index_select(0, pick)
         if self.layers is None:
-            m.set_dtype(self.xs[0].dtype)
-            ends = self._perturbed(tuple(as_dtype(x, m.dtype) for x in self.xs))
+            ends = self._input_ends()
             # one scan for both: the inputs, then each distinct start
             both = tuple(torch.cat([as_dtype(e, m.model_dtype), as_dtype(s, m.model_dtype)])
                          for e, s in zip(ends, st_u))
@@ -172,7 +169,11 @@ class Job:
             act_b = tuple(as_dtype(a, m.dtype) for a in act_b)
         return act_x, as_dtype(f_end, m.dtype), act_b, as_dtype(f_start, m.dtype), index
 
-    def _perturbed(self, ends):
+    def _input_ends(self) -> tuple[torch.Tensor, ...]:
+        """Input-space end points in the path's dtype (noisy for SmoothGrad); sets that dtype."""
+        m = self.model
+        m.set_dtype(self.xs[0].dtype)
+        ends = tuple(as_dtype(x, m.dtype) for x in self.xs)
         return ends if self.perturb is None else self.perturb(ends)
 
     def _scan(self, parts, example, replace=None):
@@ -257,7 +258,7 @@ def mean_by(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
     return (out / count).to(values.dtype)
 
 
-def shape_output(job: Job, tensors: tuple[torch.Tensor, ...], many: bool):
+def shape_output(job: Job, tensors: tuple[torch.Tensor, ...]):
     """A lone tensor for one input (or one layer tensor), else the tuple."""
     if job.layers is None:
         return tensors if job.was_tuple else tensors[0]

@@ -95,12 +95,11 @@ def expected_gradients(
     with job.model.guard():
         job.resolve_targets()
         out = run_eg(job, refs, n_samples, sampler, gen, multiply_by_inputs)
-    many = job.model.targets.many
     settings = {"method": "expected_gradients", "n_samples": n_samples, "sampler": sampler,
                 "seed": seed if isinstance(seed, int) else "generator"} | job.describe()
     settings["baseline"] = f"{refs[0].shape[0]} references"
     return Attribution(
-        attributions=shape_output(job, out["attrs"], many), stderr=shape_output(job, out["stderr"], many),
+        attributions=shape_output(job, out["attrs"]), stderr=shape_output(job, out["stderr"]),
         delta=out["delta"], f_x=out["f_x"], f_baseline=out["f_baseline"], n_evals=out["n_evals"], settings=settings)
 
 

@@ -129,12 +129,11 @@ def integrated_gradients(
     with job.model.guard():
         job.resolve_targets()
         rows, info = run_ig(job, place, multiply_by_inputs)
-    many = job.model.targets.many
     settings = place.describe() | job.describe()
     if not multiply_by_inputs:
         settings["multiply_by_inputs"] = False
     return Attribution(
-        attributions=shape_output(job, rows.attrs, many), delta=rows.delta, f_x=rows.f_end,
+        attributions=shape_output(job, rows.attrs), delta=rows.delta, f_x=rows.f_end,
         f_baseline=rows.f_start, settings=settings, **info)
 
 

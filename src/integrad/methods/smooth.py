@@ -142,14 +142,13 @@ def smoothgrad(
             attrs, delta, f_x, f_b, evals = out["attrs"], out["delta"], out["f_x"], out["f_baseline"], out["n_evals"]
             settings = {"method": "expected_gradients", "n_samples_per_copy": per,
                         "sampler": o.get("sampler", "random")}
-    many = job.model.targets.many
     reduced, errs = zip(*(_reduce(a, origin, B, S, mode) for a in attrs))
     nan = torch.full_like(delta[:B], float("nan"))
     settings = settings | copies.describe() | {
         "smoothgrad": {"mode": mode, "n_samples": S, "noise": sigma, "noise_scale": noise_scale,
                        "seed": seed if isinstance(seed, int) else "generator"}}
     return Attribution(
-        attributions=shape_output(job, reduced, many), stderr=shape_output(job, errs, many),
+        attributions=shape_output(job, reduced), stderr=shape_output(job, errs),
         delta=mean_by(delta, origin, B) if mode == "mean" else nan,
         f_x=mean_by(f_x, origin, B), f_baseline=mean_by(f_b, origin, B),
         n_evals=torch.zeros(B, dtype=torch.int64).index_add_(0, origin.cpu(), evals.cpu()), settings=settings)
