@@ -56,8 +56,9 @@ def integrate_sampled(model, path, alphas: torch.Tensor, group: torch.Tensor, n_
 
     Returns the mean ``(B, k, F)``, its standard error ``(B, k, F)``, F along the rows
     ``(P, k)`` and each row's slope ``velocity . grad`` ``(P, k)`` (whose mean is the
-    completeness sum also when ``multiply=False`` returns bare gradients). With one group per example the standard error is the i.i.d. one; with
-    several (independent replicates), the spread of the replicate means.
+    completeness sum also when ``multiply=False`` returns bare gradients). With one group
+    per example the standard error is the i.i.d. one; with several (independent
+    replicates), the spread of the replicate means.
     """
     P, k = path.rows, model.k
     width = sum(e[0].numel() for e in path.ends)
