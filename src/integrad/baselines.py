@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .core import checks as C
-from .methods._job import Job, mean_by, shape_output
+from .methods._job import Job, mean_by, norms, shape_output
 from .methods.ig import placement, run_ig
 from .core.result import Attribution
 
@@ -225,10 +225,13 @@ def _averaged(model, inputs, items, *, method=None, n_steps=None, rtol=None, ato
     if "converged" in info:
         extra["converged"] = info["converged"].view(K, B).all(0)
     if "error" in info:
-        # the mean's error is at most the mean of the paths' errors (triangle inequality)
-        size = torch.cat([a.reshape(a.shape[0], -1) for a in rows.attrs], 1).double().norm(dim=1)
-        bound = (info["error"].double() * size).view(K, B).mean(0)
-        extra["error"] = bound / torch.cat([a.reshape(B, -1) for a in attrs], 1).double().norm(dim=1)
+        lead = info["error"].shape  # (K * B,) or (K * B, targets)
+        per_path = (info["error"].double() * norms(rows.attrs, len(lead))).view(K, B, *lead[1:])
+        if place.kind == "adaptive":  # a bound: the mean's error is at most the mean of the paths' (triangle)
+            combined = per_path.mean(0)
+        else:  # an estimate: the paths' errors come from unrelated jumps and add in quadrature
+            combined = per_path.square().sum(0).sqrt() / K
+        extra["error"] = combined / norms(attrs, len(lead))
     return Attribution(
         attributions=shape_output(job, attrs), delta=mean_by(rows.delta, owner, B),
         f_x=rows.f_end[:B], f_baseline=mean_by(rows.f_start, owner, B),

@@ -2,7 +2,9 @@
 
 Blocks are whole path rows times all nodes, or one path row times a window of nodes, so that
 interpolation is a broadcast and accumulation a small matrix product per block. Values and
-slopes along the path are kept for convergence plots.
+slopes along the path are kept for convergence plots, and every block feeds the rule's error
+estimate (:mod:`.estimate`): a few more weighted sums of the same gradients, and the changes
+of the integrand between consecutive nodes.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import torch
 
 from . import checks as C
 from .chunking import blocks
+from .estimate import RoughPart, estimate, extra_weights
 
 
-def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, extra=None):
+def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, extra=None, method: str = ""):
     """Weighted sums of gradients per path row, and the trace (F, dF/dalpha) at the nodes.
 
     Parameters
@@ -33,24 +36,32 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
         ``targets=`` (no target axis)
     trace : Tensor, shape ``(2, P, n, k)`` or ``(2, P, n)``
     extra_values : Tensor ``(m, k)`` or None
+    error : Tensor of float64, shape ``(P, k)`` or ``(P,)``
+        Estimated norm of each row's attribution-vector error (:func:`.estimate.estimate`),
+        for the rule ``method`` whose nodes and weights these are.
     """
     n, P, k = alphas.shape[0], path.rows, model.k
     axis = (k,) if model.targets.many else ()
     acc = tuple(d.new_zeros(d.shape[0], *axis, *d.shape[1:]) for d in path.diffs)
+    W = torch.cat([weights[None], extra_weights(method, n, weights.dtype, weights.device)])
+    side = tuple(d.new_zeros(d.shape[0], W.shape[0] - 1, *axis, d[0].numel()) for d in path.diffs)
+    rough = RoughPart(method, n, P, axis, alphas.device)
     trace = torch.empty(2, P, n, *axis, dtype=model.dtype, device=alphas.device)
     state = {"extra": None}
     pos = (0, 0)
     while pos[0] < P:
         rows = model.rows
         for e0, e1, k0, k1 in blocks(P, n, rows, *pos):
-            _block(model, path, e0, e1, k0, k1, alphas, weights, acc, trace, extra, state)
+            _block(model, path, e0, e1, k0, k1, alphas, W, acc, side, rough, trace, extra, state)
             extra = None
             pos = (e1, 0) if k1 == n else (e0, k1)
             if model.rows != rows:  # the probe was measured: re-plan the remaining blocks
                 break
     # Not checked per block: a NaN or Inf anywhere reaches the completeness gap, which the
     # caller checks once (``explain_non_finite`` then finds where it came from).
-    return acc, trace, state["extra"]
+    lead = (1,) * (1 + len(axis))
+    terms = torch.cat([s * d.reshape(d.shape[0], *lead, -1) for s, d in zip(side, path.diffs)], -1)
+    return acc, trace, state["extra"], estimate(method, n, terms, rough.total)
 
 
 def explain_non_finite(path, acc, trace, extra) -> None:
@@ -63,7 +74,7 @@ def explain_non_finite(path, acc, trace, extra) -> None:
         C.check_finite(a, f"gradient w.r.t. inputs[{i}]", every)
 
 
-def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> None:
+def _block(model, path, e0, e1, k0, k1, alphas, W, acc, side, rough, trace, extra, state) -> None:
     E, K, k = e1 - e0, k1 - k0, model.k
     axis = (k,) if model.targets.many else ()
     zs = path.grid(e0, e1, alphas[k0:k1])
@@ -80,13 +91,18 @@ def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> 
         values, grads = values[:E * K], tuple(g[:E * K] for g in grads)
     trace[0, e0:e1, k0:k1] = values.view(E, K, *axis)
     slope = trace[1, e0:e1, k0:k1]
-    w_blk = w[k0:k1]
-    for i, (a, d, g) in enumerate(zip(acc, path.diffs, grads)):
+    w_blk = W[:, k0:k1]
+    integrand = []
+    for i, (a, s, d, g) in enumerate(zip(acc, side, path.diffs, grads)):
         # gradients are (rows, k, *features), or (rows, *features) for one target
         g = (g if g.dtype == model.dtype else g.to(model.dtype)).reshape(E, K, -1)
         part = a[e0:e1]
-        # (K,) @ (E, K, k*F) -> (E, k*F): the weighted sum over this block's nodes
-        part += torch.matmul(w_blk, g).view_as(part)
+        # (J, K) @ (E, K, k*F) -> (E, J, k*F): the rule's weighted sum over this block's nodes
+        # (row 0) and the error estimate's (the others)
+        sums = torch.matmul(w_blk, g)
+        part += sums[:, 0].view_as(part)
+        s[e0:e1] += sums[:, 1:].view_as(s[e0:e1])
+        integrand.append(g.view(E, K, *axis, -1) * d[e0:e1].reshape(E, 1, *[1] * len(axis), -1))
         # dF(path)/dalpha = grad . (x - x'): the completeness integrand, kept for plots
         if axis:
             dot = torch.matmul(g.view(E, K * k, -1), d[e0:e1].reshape(E, -1, 1)).view(E, K, k)
@@ -96,3 +112,4 @@ def _block(model, path, e0, e1, k0, k1, alphas, w, acc, trace, extra, state) -> 
             slope.copy_(dot)
         else:
             slope += dot
+    rough.add(e0, e1, k0, k1, torch.cat(integrand, -1) if len(integrand) > 1 else integrand[0], W.shape[1])

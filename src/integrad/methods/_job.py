@@ -258,6 +258,25 @@ def mean_by(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
     return (out / count).to(values.dtype)
 
 
+def norms(tensors: Sequence[torch.Tensor], lead: int) -> torch.Tensor:
+    """Euclidean norm over every feature of every tensor, keeping the first ``lead`` axes (float64, CPU)."""
+    return torch.cat([t.reshape(*t.shape[:lead], -1) for t in tensors], -1).double().norm(dim=-1).cpu()
+
+
+def sampling_error(values: Sequence[torch.Tensor], stderr: Sequence[torch.Tensor], lead: int,
+                   quadrature: torch.Tensor | None = None) -> torch.Tensor:
+    """Relative error of a sampled estimate: the standard error's norm over the value's, per example.
+
+    ``quadrature`` adds an absolute error norm per example in quadrature (the rule's error
+    under SmoothGrad-IG's mean).
+    """
+    err = norms(stderr, lead).square()
+    if quadrature is not None:
+        err = err + quadrature.double().cpu().square()
+    size = norms(values, lead)
+    return torch.where(size > 0, err.sqrt() / size, torch.where(err > 0, torch.inf, 0.0))
+
+
 def shape_output(job: Job, tensors: tuple[torch.Tensor, ...]):
     """A lone tensor for one input (or one layer tensor), else the tuple."""
     if job.layers is None:

@@ -10,7 +10,7 @@ from ..core import checks as C
 from ..core.paths import IndexedLine
 from ..core.result import Attribution
 from ..core.sampled import draw, integrate_sampled
-from ._job import vocabulary, Job, check_count, distinct, mean_by, shape_output
+from ._job import vocabulary, Job, check_count, distinct, mean_by, sampling_error, shape_output
 
 __all__ = ["expected_gradients"]
 
@@ -100,7 +100,8 @@ def expected_gradients(
     settings["baseline"] = f"{refs[0].shape[0]} references"
     return Attribution(
         attributions=shape_output(job, out["attrs"]), stderr=shape_output(job, out["stderr"]),
-        delta=out["delta"], f_x=out["f_x"], f_baseline=out["f_baseline"], n_evals=out["n_evals"], settings=settings)
+        delta=out["delta"], f_x=out["f_x"], f_baseline=out["f_baseline"], n_evals=out["n_evals"], settings=settings,
+        error=sampling_error(out["attrs"], out["stderr"], out["delta"].dim()))
 
 
 def run_eg(job: Job, refs: tuple[torch.Tensor, ...], n_samples: int, sampler: str, gen: torch.Generator,

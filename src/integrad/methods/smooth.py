@@ -9,7 +9,7 @@ import torch
 
 from ..core.result import Attribution
 from ..core.rules import METHODS
-from ._job import vocabulary, Job, check_count, check_number, mean_by, shape_output
+from ._job import vocabulary, Job, check_count, check_number, mean_by, norms, sampling_error, shape_output
 from .expected import _references, generator, run_eg
 from .ig import placement, run_ig
 
@@ -133,6 +133,9 @@ def smoothgrad(
             rows, info = run_ig(copies, place, multiply_by_inputs, start_key=origin)
             attrs, delta, f_x, f_b, evals = rows.attrs, rows.delta, rows.f_end, rows.f_start, info["n_evals"]
             settings = place.describe()
+            # the rule's error may be the same on every copy, so it is not averaged down (a mean of norms)
+            quad = mean_by(info["error"].double() * norms(attrs, delta.dim()), origin.cpu(), B) \
+                if "error" in info else None
         else:
             if "references" not in o:
                 raise TypeError("smoothgrad: method='expected_gradients' needs references=")
@@ -142,6 +145,7 @@ def smoothgrad(
             attrs, delta, f_x, f_b, evals = out["attrs"], out["delta"], out["f_x"], out["f_baseline"], out["n_evals"]
             settings = {"method": "expected_gradients", "n_samples_per_copy": per,
                         "sampler": o.get("sampler", "random")}
+            quad = None
     reduced, errs = zip(*(_reduce(a, origin, B, S, mode) for a in attrs))
     nan = torch.full_like(delta[:B], float("nan"))
     settings = settings | copies.describe() | {
@@ -151,7 +155,8 @@ def smoothgrad(
         attributions=shape_output(job, reduced), stderr=shape_output(job, errs),
         delta=mean_by(delta, origin, B) if mode == "mean" else nan,
         f_x=mean_by(f_x, origin, B), f_baseline=mean_by(f_b, origin, B),
-        n_evals=torch.zeros(B, dtype=torch.int64).index_add_(0, origin.cpu(), evals.cpu()), settings=settings)
+        n_evals=torch.zeros(B, dtype=torch.int64).index_add_(0, origin.cpu(), evals.cpu()), settings=settings,
+        error=sampling_error(reduced, errs, delta.dim(), quad))
 
 
 def _noise(sigma: float, relative: bool, gen: torch.Generator) -> Callable:
