@@ -56,10 +56,10 @@ import torch
 
 from .core import checks as C
 from . import baselines as B
-from .methods.ig import integrated_gradients
+from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
 from . import __version__
-from .core.result import Attribution, OneExample
+from .core.result import Attribution, OneExample, pick_rows
 from .models._imagenet import IMAGE_SIZE, SAMPLES, load_sample, prepare_image
 
 __all__ = ["ImageExplanation", "explain_image", "load_image", "BASELINES"]
@@ -115,11 +115,6 @@ class ImageExplanation(OneExample):
         """Shape (C, H, W); sums to ``F(x) - F(baseline) + delta``."""
         return self.result.attributions[0]
 
-    @property
-    def relative_delta(self) -> float:
-        """``|delta| / |F(x) - F(baseline)|``."""
-        return float(self.result.relative_delta[0])
-
     def pixel_map(self, reduce: str = "sum") -> np.ndarray:
         """``(H, W)`` map; the default signed channel sum keeps completeness.
 
@@ -140,8 +135,8 @@ class ImageExplanation(OneExample):
         """Write the image, the overlay and a colour bar as a PNG (needs matplotlib)."""
         from .viz._image import plot_overlay
 
-        title = (f"{self.target_name} (p = {self.target_probability:.2f}), baseline {self.baseline}; "
-                 f"gap {self.relative_delta:.1%} of |F(x) - F(baseline)|")
+        title = (f"{self.target_name} (p = {self.target_probability:.2f}), baseline {self.baseline}\n"
+                 f"{self.accuracy}")
         fig = plot_overlay(self.image, self.pixel_map(reduce), title=title, sign=sign, clip=clip, alpha=alpha)
         fig.savefig(os.fspath(path), dpi=dpi)
 
@@ -152,7 +147,7 @@ class ImageExplanation(OneExample):
             "target": {"index": self.target, "class": self.target_name, "probability": self.target_probability},
             "baseline": self.baseline,
             "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "n_evals": int(self.result.n_evals.sum()),
+            "relative_delta": self.relative_delta, "error": self.error, "n_evals": int(self.result.n_evals.sum()),
             "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
@@ -171,7 +166,7 @@ class ImageExplanation(OneExample):
             f"<table><tr><th>class</th><th>probability</th></tr>{rows}</table>"
             f"<p>explained class: <b>{html.escape(self.target_name)}</b> · baseline "
             f"{html.escape(self.baseline)} · F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} · "
-            f"completeness gap δ = {self.delta:+.2e} ({self.relative_delta:.2%} of |F(x) − F(baseline)|)</p>"
+            f"completeness gap δ = {self.delta:+.2e} · {html.escape(self.accuracy)}</p>"
             "<p style='color:#555;font-size:.9em'>green: pixels that raise the class's logit; red: lower it</p></div>"
         )
 
@@ -183,8 +178,10 @@ def explain_image(
     class_names: Sequence[str] | None = None,
     target: int | str | None = None,
     baseline: str | torch.Tensor = "black",
-    n_steps: int = N_STEPS,
-    method: str = "gausslegendre",
+    method: str | None = None,
+    n_steps: int | None = None,
+    rtol: float | None = None,
+    max_evals: int = 4097,
     batch_size: int | None = None,
     seed: int = 0,
     sigma: float | None = None,
@@ -209,8 +206,10 @@ def explain_image(
         Class index or name to explain; default the predicted class.
     baseline : {"black", "grey", "blur", "uniform", "gaussian"} or Tensor
         See the module docstring.
-    n_steps, method, batch_size
-        As in :func:`integrad.integrated_gradients`.
+    method, n_steps, rtol, max_evals, batch_size
+        As in :func:`integrad.integrated_gradients` (``method="piecewise"`` included); with
+        none of method, n_steps and rtol, Gauss-Legendre with ``N_STEPS`` nodes. Every result
+        carries its estimated error (``.error``, ``.accuracy``).
     seed : int
         For the random baselines and SmoothGrad's noise.
     sigma : float, optional
@@ -243,14 +242,15 @@ def explain_image(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k: expected an int >= 1; got {top_k!r}")
     p, idx = probs.topk(min(top_k, probs.shape[0]))
+    quad = integration(method, n_steps, rtol, max_evals, N_STEPS)
     if smooth is None:
-        res = integrated_gradients(model, x[None], baseline=base, target=t, method=method, n_steps=n_steps,
-                                   batch_size=batch_size)
+        res = integrated_gradients(model, x[None], baseline=base, target=t, batch_size=batch_size, **quad)
     else:
-        res = smoothgrad(model, x[None], baseline=base, target=t, rule=method, n_steps=n_steps,
-                         batch_size=batch_size, n_samples=smooth, noise=noise, seed=seed)
-    res = Attribution(attributions=res.attributions, delta=res.delta, f_x=res.f_x, f_baseline=res.f_baseline,
-                      n_evals=res.n_evals, stderr=res.stderr, settings=dict(res.settings) | {"baseline": base_name})
+        if "method" in quad:
+            quad["rule"] = quad.pop("method")
+        res = smoothgrad(model, x[None], baseline=base, target=t, batch_size=batch_size, n_samples=smooth,
+                         noise=noise, seed=seed, **quad)
+    res = pick_rows(res, slice(None), baseline=base_name)
     top = tuple((names[i], q) for q, i in zip(p.tolist(), idx.tolist()))
     return ImageExplanation(source=source, image=x, top=top, target=t, target_name=names[t],
                             target_probability=float(probs[t]), baseline=base_name, result=res)

@@ -55,6 +55,7 @@ import torch
 
 from .baselines import averaged
 from .methods.expected import expected_gradients
+from .methods.ig import integration
 from . import __version__
 from .core.result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
@@ -62,6 +63,8 @@ from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 __all__ = ["Reason", "ReasonCodes", "explain_row", "load_tabular_model", "BASELINES"]
 
 BASELINES = ("reference", "mean", "zero")
+# Gauss-Legendre nodes per baseline by default (measured by benchmarks/accuracy.py, docs/accuracy.md)
+N_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ class ReasonCodes(OneExample):
             "model": self.model, "target": self.target,
             "prediction": {"label": self.label, "probability": self.probability},
             "target_probability": self.target_probability,
-            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta, "baseline": self.baseline,
+            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
+            "relative_delta": self.relative_delta, "error": self.error, "baseline": self.baseline,
             "toward": [item(r) for r in self.toward], "against": [item(r) for r in self.against],
             "features": [item(r) for r in self.features],
             "settings": dict(self.result.settings), "integrad_version": __version__,
@@ -143,7 +147,7 @@ class ReasonCodes(OneExample):
                         f"{'' if r.stderr is None else f' ± {r.stderr:.4f}'}</td><td>{bar}</td></tr>")
         caption = html.escape(f"{self.model}: predicted {self.label}; P({self.target}) = {self.target_probability:.3f}; "
                               f"F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} ({self.baseline}), "
-                              f"completeness gap {self.delta:.2e}")
+                              f"completeness gap {self.delta:.2e}; {self.accuracy}")
         return (f"<table><caption>{caption}</caption><tr><th>feature</th><th>value</th>"
                 f"<th>attribution to {html.escape(self.target)}</th><th></th></tr>{''.join(rows)}</table>")
 
@@ -167,7 +171,7 @@ class ReasonCodes(OneExample):
         ax.set_xlabel(f"attribution to the logit of {self.target!r}")
         ax.set_title(f"{self.model}: predicted {self.label}, P({self.target}) = {self.target_probability:.3f}\n"
                      f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, completeness gap "
-                     f"{self.delta:.1e}\nbaseline: {self.baseline}", fontsize=9)
+                     f"{self.delta:.1e}\n{self.accuracy}\nbaseline: {self.baseline}", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
 
@@ -181,8 +185,10 @@ def explain_row(
     n_reference: int | None = None,
     k: int = 5,
     target: int | None = None,
-    method: str = "gausslegendre",
-    n_steps: int = 50,
+    method: str | None = None,
+    n_steps: int | None = None,
+    rtol: float | None = None,
+    max_evals: int = 4097,
     n_samples: int = 256,
     batch_size: int | None = None,
     seed: int = 0,
@@ -207,8 +213,9 @@ def explain_row(
         Length of ``toward`` and ``against``.
     target : int, optional
         Class index for models with several output logits; default the predicted class.
-    method, n_steps, batch_size
-        As in :func:`integrad.integrated_gradients`, per baseline; or
+    method, n_steps, rtol, max_evals, batch_size
+        As in :func:`integrad.integrated_gradients`, per baseline (with none of method, n_steps
+        and rtol, Gauss-Legendre with ``N_STEPS`` nodes); or
         ``method="expected_gradients"`` (with ``baseline="reference"``): Expected Gradients
         over the reference rows, ``n_samples`` gradient evaluations, each column with its
         standard error (:func:`integrad.expected_gradients`).
@@ -230,6 +237,9 @@ def explain_row(
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k: expected an int >= 0; got {k!r}")
     eg = method == "expected_gradients"
+    if eg and (n_steps is not None or rtol is not None):
+        raise ValueError("method='expected_gradients' takes n_samples=, not n_steps= or rtol= (those are for IG's "
+                         "quadrature)")
     if n_reference is not None and (isinstance(n_reference, bool) or not isinstance(n_reference, int)
                                     or n_reference < 1):
         raise ValueError(f"n_reference: expected an int >= 1; got {n_reference!r}")
@@ -265,13 +275,15 @@ def explain_row(
                                  batch_size=batch_size)
         described = f"{described}; expected gradients, {n_samples} samples"
     else:
-        res = averaged(ad.module, x, base, target=t, method=method, n_steps=n_steps, batch_size=batch_size)
+        res = averaged(ad.module, x, base, target=t, batch_size=batch_size,
+                       **integration(method, n_steps, rtol, max_evals, N_STEPS))
     attr = res.attributions.double()
     err = None if res.stderr is None else res.stderr.double()
     f_x, f_b = res.f_x.double(), res.f_baseline.double()
     # Kept in float64 so the reported numbers satisfy sum - (F(x) - F(baseline)) = delta exactly.
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
-                         n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described})
+                         n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described},
+                         error=res.error, converged=res.converged)
     features = tuple(Reason(col, _plain(raw.get(col)), float(attr[0, idx].sum()),
                             None if err is None else float(err[0, idx].sum()))
                      for col, idx in ad.groups(x.shape[1], raw).items())

@@ -19,14 +19,16 @@ from typing import Any, Sequence
 
 import torch
 
-from .methods.ig import integrated_gradients
+from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
 from . import __version__
-from .core.result import Attribution, OneExample
+from .core.result import Attribution, OneExample, pick_rows
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
 
 BASELINES = ("pad", "mask", "unk", "zero")
+# Gauss-Legendre nodes by default (measured by benchmarks/accuracy.py, docs/accuracy.md)
+N_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class TextExplanation(OneExample):
             "tokens": [span(t) | {"special": t.special} for t in self.tokens],
             "words": [span(w) for w in self.words],
             "special_tokens": [span(t) for t in self.special_tokens],
-            "delta": self.delta, "f_x": self.f_x, "f_baseline": self.f_baseline,
+            "delta": self.delta, "relative_delta": self.relative_delta, "error": self.error,
+            "f_x": self.f_x, "f_baseline": self.f_baseline,
             "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
@@ -106,8 +109,10 @@ def explain_text(
     *,
     target: int | str | Sequence[int | str] | None = None,
     baseline: str | int | torch.Tensor = "pad",
-    method: str = "gausslegendre",
-    n_steps: int = 50,
+    method: str | None = None,
+    n_steps: int | None = None,
+    rtol: float | None = None,
+    max_evals: int = 4097,
     batch_size: int | None = None,
     max_length: int | None = None,
     smooth: int | None = None,
@@ -130,8 +135,10 @@ def explain_text(
     baseline : {"pad", "mask", "unk", "zero"}, int, or Tensor
         Non-special tokens become PAD / MASK / UNK / this token id, or get a zero embedding;
         a tensor of ids (integer) or embeddings (float, broadcast to (tokens, dim)).
-    method, n_steps, batch_size
-        As in :func:`integrad.integrated_gradients`.
+    method, n_steps, rtol, max_evals, batch_size
+        As in :func:`integrad.integrated_gradients`; with none of method, n_steps and rtol,
+        Gauss-Legendre with ``N_STEPS`` nodes. Every explanation carries its estimated error
+        (``.error``, ``.accuracy``).
     max_length : int, optional
         Longer texts are truncated with a warning; default the model's maximum.
     smooth : int, optional
@@ -173,12 +180,15 @@ def explain_text(
     targets = _targets(target, probs.argmax(-1).tolist(), labels, len(items))
     layer = model.get_input_embeddings()
     base_ids, layer_base = _baseline(baseline, ids, keep, tokenizer, layer)
+    quad = integration(method, n_steps, rtol, max_evals, N_STEPS)
     common = dict(baseline=base_ids, layer_baseline=layer_base, target=targets, layer=layer, forward_kwargs=kwargs,
-                  n_steps=n_steps, batch_size=batch_size)
+                  batch_size=batch_size)
     if smooth is None:
-        res = integrated_gradients(model, ids, method=method, **common)
+        res = integrated_gradients(model, ids, **common, **quad)
     else:
-        res = smoothgrad(model, ids, n_samples=smooth, noise=noise, seed=seed, rule=method, **common)
+        if "method" in quad:
+            quad["rule"] = quad.pop("method")
+        res = smoothgrad(model, ids, n_samples=smooth, noise=noise, seed=seed, **common, **quad)
     scores = res.attributions.sum(-1).double().cpu()
     out = []
     for b, text in enumerate(items):
@@ -360,8 +370,4 @@ def _describe(baseline: Any) -> Any:
 
 
 def _row(res: Attribution, b: int, baseline: Any) -> Attribution:
-    pick = lambda t: t[b:b + 1]
-    return Attribution(attributions=pick(res.attributions), delta=pick(res.delta), f_x=pick(res.f_x),
-                       f_baseline=pick(res.f_baseline), n_evals=pick(res.n_evals),
-                       stderr=None if res.stderr is None else pick(res.stderr),
-                       settings=dict(res.settings) | {"target": res.settings["target"][b], "baseline": baseline})
+    return pick_rows(res, slice(b, b + 1), target=res.settings["target"][b], baseline=baseline)

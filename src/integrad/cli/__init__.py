@@ -30,8 +30,11 @@ def explain_text_cmd(
                                          "(default: the embedded MiniLM IMDB sentiment model)."),
     target: Optional[str] = typer.Option(None, help="Label name or class index to explain (default: the prediction)."),
     baseline: str = typer.Option("pad", help="pad, mask, unk, zero, or a token id."),
-    n_steps: int = typer.Option(50, "--n-steps", help="Quadrature nodes."),
-    method: str = typer.Option("gausslegendre", help="Quadrature rule."),
+    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes (default 50 Gauss-Legendre)."),
+    method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
+                                         "riemann_right, riemann_middle, trapezoid)."),
+    rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
+                                         "error of the attributions, instead of a fixed rule."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page here."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
     smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many copies "
@@ -47,7 +50,7 @@ def explain_text_cmd(
     try:
         mdl, tok = load_text_model(str(model) if model else None)
         ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
-                          n_steps=n_steps, method=method, smooth=smooth, noise=noise, seed=seed)
+                          n_steps=n_steps, method=method, rtol=rtol, smooth=smooth, noise=noise, seed=seed)
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         fail(str(err))
     console.print(ex)

@@ -27,3 +27,11 @@ def check_outputs(**paths) -> None:
             fail(f"--{flag.replace('_', '-')}: the folder {folder} does not exist; create it first")
         if os.path.isdir(os.fspath(path)):
             fail(f"--{flag.replace('_', '-')}: {os.fspath(path)} is a folder; give a file name")
+
+
+def print_accuracy(ex) -> None:
+    """The explanation's accuracy line, in yellow when the estimate is above the verdict's threshold."""
+    from ..core.result import ACCURATE
+
+    line = escape(f"accuracy: {ex.accuracy}")
+    console.print(f"[yellow]{line}[/]" if ex.error > ACCURATE else line, highlight=False, soft_wrap=True)

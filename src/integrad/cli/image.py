@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .console import check_outputs, console, fail
+from .console import check_outputs, console, fail, print_accuracy
 
 
 
@@ -28,7 +28,12 @@ def image(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write the overlay PNG "
                                        "(default: <image name>-integrad.png)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
-    n_steps: int = typer.Option(50, "--n-steps", help="Quadrature nodes (gradient evaluations)."),
+    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes, gradient evaluations "
+                                          "(default 50 Gauss-Legendre)."),
+    method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
+                                         "riemann_right, riemann_middle, trapezoid) or piecewise (exact)."),
+    rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
+                                         "error of the attributions (e.g. 0.01), instead of a fixed rule."),
     seed: int = typer.Option(0, "--seed", help="Seed of the uniform and gaussian baselines and of --smooth."),
     smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many noisy "
                                          "copies of the image (costs that many times --n-steps)."),
@@ -49,7 +54,7 @@ def image(
             console.print(f"[yellow]note:[/] {escape(str(note.message))}", highlight=False, soft_wrap=True)
         model, names = load_imagenet_model()
         ex = explain_image(model, pixels, class_names=names, target=_index_or_name(target), baseline=baseline,
-                           n_steps=n_steps, seed=seed, smooth=smooth, noise=noise)
+                           n_steps=n_steps, method=method, rtol=rtol, seed=seed, smooth=smooth, noise=noise)
     except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as err:
         fail(str(err))
     ex = dataclasses.replace(ex, source=source)
@@ -92,8 +97,6 @@ def _print(ex) -> None:
                          f"{float(ex.result.total[0]):.4f}"), highlight=False, soft_wrap=True)
     console.print(f"completeness gap: {ex.delta:+.2e} ({ex.relative_delta:.2%} of |F(x) - F(baseline)|)",
                   highlight=False, soft_wrap=True)
-    if ex.relative_delta > 0.05:
-        console.print("[yellow]note:[/] the attributions miss F(x) - F(baseline) by more than 5%; "
-                      "more --n-steps usually closes the gap", highlight=False, soft_wrap=True)
+    print_accuracy(ex)
 
 

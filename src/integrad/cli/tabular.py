@@ -19,7 +19,7 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from .console import check_outputs, console, fail
+from .console import check_outputs, console, fail, print_accuracy
 
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -43,8 +43,13 @@ def tabular(
                                  "mean (the mean row) or zero."),
     n_reference: Optional[int] = typer.Option(None, "--n-reference", help="Reference rows drawn for --baseline "
                                               "reference (default 128; all rows with expected_gradients)."),
-    n_steps: int = typer.Option(50, "--n-steps", help="Quadrature nodes per baseline."),
-    method: str = typer.Option("gausslegendre", "--method", help="Quadrature rule, or expected_gradients."),
+    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes per baseline (default 50 "
+                                          "Gauss-Legendre)."),
+    method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
+                                         "riemann_right, riemann_middle, trapezoid), piecewise (exact), or "
+                                         "expected_gradients."),
+    rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
+                                         "error of the attributions, instead of a fixed rule."),
     n_samples: int = typer.Option(256, "--n-samples", help="Samples for --method expected_gradients."),
     target: Optional[int] = typer.Option(None, "--target", help="Class index, for models with several logits."),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing reference rows."),
@@ -58,7 +63,8 @@ def tabular(
     try:
         subject, raw, reference, note = _resolve(dataset, model, data, row)
         codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
-                            target=target, method=method, n_steps=n_steps, n_samples=n_samples, seed=seed)
+                            target=target, method=method, n_steps=n_steps, rtol=rtol, n_samples=n_samples,
+                            seed=seed)
     except _Bad as err:
         fail(str(err))
     except (ValueError, TypeError, IndexError, KeyError, ImportError, OSError, RuntimeError) as err:
@@ -192,3 +198,4 @@ def _print(codes, note: str) -> None:
     console.print(escape(f"F(x) = {codes.f_x:.4f} (logit of {codes.target!r}); F(baseline) = {codes.f_baseline:.4f} "
                          f"({codes.baseline}); sum of attributions = {total:.4f}"), highlight=False, soft_wrap=True)
     console.print(f"completeness gap: {codes.delta:.2e}", highlight=False)
+    print_accuracy(codes)

@@ -206,3 +206,51 @@ class OneExample:
     def delta(self) -> float:
         """Completeness gap: sum of attributions - (F(x) - F(baseline))."""
         return float(self.result.delta[0])
+
+    @property
+    def relative_delta(self) -> float:
+        """``|delta| / |F(x) - F(baseline)|``."""
+        return float(self.result.relative_delta[0])
+
+    @property
+    def error(self) -> float:
+        """Estimated relative error of the attributions, ``||a - exact|| / ||a||`` (NaN if unknown)."""
+        e = self.result.error
+        return float("nan") if e is None else float(e.reshape(-1)[0])
+
+    @property
+    def accuracy(self) -> str:
+        """One line on how far to trust the attributions: the error estimate and the gap, and a verdict."""
+        return accuracy_line(self.error, self.relative_delta, self.result.settings)
+
+
+ACCURATE = 0.01  # the per-feature relative error the verdicts call accurate
+
+
+def accuracy_line(error: float, relative_delta: float, settings: Mapping[str, Any]) -> str:
+    """``estimated error 4.1% (more than 1%: rtol=0.01 reaches it); gap 0.52%`` and the like."""
+    gap = f"completeness gap {relative_delta:.2%} of |F(x) - F(baseline)|"
+    if error != error:  # NaN: exact modes (piecewise) have no estimate
+        exact = settings.get("method") == "piecewise"
+        return f"exact (piecewise-linear model); {gap}" if exact else gap
+    if error <= ACCURATE:
+        return f"estimated error {_pct(error)} (within {ACCURATE:.0%}); {gap}"
+    hint = ("raise rtol's max_evals or lower rtol" if settings.get("rtol") is not None else
+            f"rtol={ACCURATE:g} reaches it" if settings.get("n_steps") else "use more samples")
+    return f"estimated error {_pct(error)} (more than {ACCURATE:.0%}: {hint}); {gap}"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}"
+
+
+def pick_rows(res: Attribution, rows: slice, **settings: Any) -> Attribution:
+    """The examples ``rows`` of ``res`` (every per-example field), with ``settings`` updated."""
+    def pick(t):
+        if t is None:
+            return None
+        return tuple(a[rows] for a in t) if isinstance(t, tuple) else t[rows]
+
+    fields = {k: pick(getattr(res, k)) for k in ("attributions", "delta", "f_x", "f_baseline", "n_evals", "stderr",
+                                                  *Attribution._OPTIONAL)}
+    return Attribution(settings=dict(res.settings) | settings, **fields)

@@ -137,6 +137,21 @@ def integrated_gradients(
         f_baseline=rows.f_start, settings=settings, **info)
 
 
+def integration(method: str | None, n_steps: int | None, rtol: float | None, max_evals: int,
+                default_steps: int) -> dict[str, Any]:
+    """The integration keywords of a domain function, with its default number of nodes.
+
+    ``default_steps`` applies when neither ``n_steps``, ``rtol`` nor ``method="piecewise"``
+    says otherwise; ``max_evals`` is passed on only where it applies.
+    """
+    if n_steps is None and rtol is None and method != "piecewise":
+        n_steps = default_steps
+    out = {k: v for k, v in (("method", method), ("n_steps", n_steps), ("rtol", rtol)) if v is not None}
+    if max_evals != 4097:
+        out["max_evals"] = max_evals
+    return out
+
+
 class _Placement:
     """Where the gradient is evaluated on each path row, and how the evaluations are weighed."""
 

@@ -35,7 +35,7 @@ def _scale(spans: Sequence["Span"]) -> float:
 def _gap(ex: "TextExplanation") -> str:
     change = ex.f_x - ex.f_baseline
     rel = f" ({abs(ex.delta) / abs(change):.2%} of |F(x) − F(baseline)|)" if change else ""
-    return f"completeness gap δ = {ex.delta:+.2e}{rel}"
+    return f"completeness gap δ = {ex.delta:+.2e}{rel}; {ex.accuracy.split('; completeness gap')[0]}"
 
 
 def text_html_fragment(ex: "TextExplanation") -> str:
