@@ -168,7 +168,8 @@ def test_cli_text_and_json(tmp_path):
     assert r.exit_code == 0, r.output
     assert "completeness gap" in r.output and "wonderful" in r.output
     d = json.loads(out.read_text())
-    assert d["target"] == "POSITIVE" and [w["text"] for w in d["words"]] == ["a", "wonderful", "film"]
+    assert d["target"]["label"] == "POSITIVE" and d["target"]["index"] == 1
+    assert [w["text"] for w in d["words"]] == ["a", "wonderful", "film"]
     assert html.read_text().startswith("<!doctype html>")
 
 

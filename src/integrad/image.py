@@ -141,15 +141,31 @@ class ImageExplanation(OneExample):
         fig.savefig(os.fspath(path), dpi=dpi)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, with the keys every explanation's ``to_dict`` has.
+
+        The attributions are too big for JSON: ``attributions_shape`` gives their shape, and
+        ``attributions_file`` names the :meth:`save` file where the CLI wrote one (``--save``).
+        ``target["class"]`` is the old name of ``target["label"]``.
+        """
         return {
-            "source": self.source,
-            "top": [{"class": n, "probability": p} for n, p in self.top],
-            "target": {"index": self.target, "class": self.target_name, "probability": self.target_probability},
+            "model": self.result.settings.get("model"), "source": self.source,
+            "target": {"index": self.target, "label": self.target_name, "class": self.target_name,
+                       "probability": self.target_probability},
+            "prediction": {"label": self.label, "probability": self.probability},
+            "top": [{"label": n, "probability": p} for n, p in self.top],
             "baseline": self.baseline,
+            "attributions_shape": list(self.attributions.shape), "attributions_file": None,
             "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "error": self.error, "n_evals": int(self.result.n_evals.sum()),
+            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
+            "n_evals": int(self.result.n_evals.sum()),
             "settings": dict(self.result.settings), "integrad_version": __version__,
         }
+
+    def to_html(self) -> str:
+        """A self-contained HTML page around :meth:`_repr_html_` (images inline, text escaped)."""
+        title = html.escape(f"integrad: {self.target_name} in {self.source}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+                f"<body>{self._repr_html_()}</body></html>")
 
     def _repr_html_(self) -> str:
         from .viz._image import png_bytes

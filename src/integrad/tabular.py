@@ -121,19 +121,31 @@ class ReasonCodes(OneExample):
     feature_names: tuple[str, ...] = field(repr=False, default=())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
+        """Plain JSON-ready data, with the keys every explanation's ``to_dict`` has.
+
+        ``target["index"]`` is None for a model with a single logit.
+        """
         item = lambda r: {"feature": r.feature, "value": r.value, "attribution": r.attribution} | (
             {} if r.stderr is None else {"stderr": r.stderr})
         return {
-            "model": self.model, "target": self.target,
+            "model": self.model,
+            "target": {"index": self.result.settings.get("target"), "label": self.target,
+                       "probability": self.target_probability},
             "prediction": {"label": self.label, "probability": self.probability},
-            "target_probability": self.target_probability,
-            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "error": self.error, "baseline": self.baseline,
+            "baseline": self.baseline,
             "toward": [item(r) for r in self.toward], "against": [item(r) for r in self.against],
             "features": [item(r) for r in self.features],
+            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
+            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
+            "n_evals": int(self.result.n_evals.sum()), "attributions_file": None,
             "settings": dict(self.result.settings), "integrad_version": __version__,
         }
+
+    def to_html(self) -> str:
+        """A self-contained HTML page around :meth:`_repr_html_` (all text escaped)."""
+        title = html.escape(f"integrad: reason codes of {self.model}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+                f"<body>{self._repr_html_()}</body></html>")
 
     def _repr_html_(self) -> str:
         scale = max((abs(r.attribution) for r in self.features), default=0.0) or 1.0

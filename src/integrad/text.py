@@ -72,17 +72,27 @@ class TextExplanation(OneExample):
         return [t for t in self.tokens if t.special]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, with the keys every explanation's ``to_dict`` has.
+
+        ``target["probability"]`` is None when the target is not the prediction (only the
+        predicted label's probability is kept); ``model`` is the settings' ``"model"`` entry,
+        which the CLI fills in.
+        """
         span = lambda s: {"text": s.text, "attribution": s.attribution}
+        settings = self.result.settings
         return {
-            "text": self.text,
+            "model": settings.get("model"), "text": self.text,
+            "target": {"index": settings.get("target"), "label": self.target,
+                       "probability": self.probability if self.target == self.label else None},
             "prediction": {"label": self.label, "probability": self.probability},
-            "target": self.target,
+            "baseline": settings.get("baseline"),
             "tokens": [span(t) | {"special": t.special} for t in self.tokens],
             "words": [span(w) for w in self.words],
             "special_tokens": [span(t) for t in self.special_tokens],
-            "delta": self.delta, "relative_delta": self.relative_delta, "error": self.error,
-            "f_x": self.f_x, "f_baseline": self.f_baseline,
-            "settings": dict(self.result.settings), "integrad_version": __version__,
+            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
+            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
+            "n_evals": int(self.result.n_evals.sum()), "attributions_file": None,
+            "settings": dict(settings), "integrad_version": __version__,
         }
 
     def to_html(self) -> str:
@@ -90,6 +100,36 @@ class TextExplanation(OneExample):
         from .viz import text_html_page
 
         return text_html_page([self])
+
+    def to_png(self, path: Any, *, max_words: int = 30, dpi: int = 120) -> None:
+        """Bar chart of the word attributions in reading order (needs matplotlib).
+
+        Texts of more than ``max_words`` words show their ``max_words`` largest, still in
+        reading order, and one bar for the sum of the rest.
+        """
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
+            raise ValueError(f"max_words: expected an int >= 1; got {max_words!r}")
+        from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+
+        keep = set(sorted(range(len(self.words)), key=lambda i: -abs(self.words[i].attribution))[:max_words])
+        names = [self.words[i].text for i in sorted(keep)]
+        values = [self.words[i].attribution for i in sorted(keep)]
+        rest = [w.attribution for i, w in enumerate(self.words) if i not in keep]
+        if rest:
+            names.append(f"({len(rest)} other words)")
+            values.append(sum(rest))
+        fig = Figure(figsize=(8, 0.3 * len(values) + 1.8))
+        ax = fig.subplots()
+        pos = list(range(len(values)))[::-1]
+        ax.barh(pos, values, color=["#2a9d8f" if v > 0 else "#e76f51" for v in values])
+        ax.set_yticks(pos, [n if len(n) <= 40 else n[:37] + "..." for n in names], fontsize=8)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"attribution to the logit of {self.target!r}")
+        ax.set_title(f"predicted {self.label} ({self.probability:.1%}); explained: {self.target}\n"
+                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, completeness gap "
+                     f"{self.delta:.1e}\n{self.accuracy}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
 
     def _repr_html_(self) -> str:
         from .viz import text_html_fragment

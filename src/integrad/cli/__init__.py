@@ -1,20 +1,44 @@
-"""The ``integrad`` command line: explain a prediction, or run the demo."""
+"""The ``integrad`` command line: explain a prediction, or run the demo.
+
+Every ``explain`` command takes the same output flags (``--html``, ``--png``, ``--json``,
+``--save``; nothing is written unasked) and the same integration options (``--method``,
+``--n-steps``, ``--rtol``, ``--batch-size``, ``--seed``, ``--target``).
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from .console import check_outputs, console, fail
+from .console import BATCH_SIZE, HTML, JSON, SAVE, check_outputs, console, fail, print_accuracy, with_model
+from .console import working, write_outputs
+
+_HELP = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(help="Integrated Gradients: explain a model's predictions.", no_args_is_help=True,
-                  add_completion=False)
-explain_app = typer.Typer(help="Explain one prediction of a model.", no_args_is_help=True)
+                  add_completion=False, context_settings=_HELP)
+explain_app = typer.Typer(help="Explain one prediction of a model.", no_args_is_help=True, context_settings=_HELP)
 app.add_typer(explain_app, name="explain")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"integrad {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass
 
 
 def _int_or_str(value: Optional[str]):
@@ -35,8 +59,12 @@ def explain_text_cmd(
                                          "riemann_right, riemann_middle, trapezoid)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error of the attributions, instead of a fixed rule."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page here."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
+    batch_size: Optional[int] = BATCH_SIZE,
+    html: Optional[Path] = HTML,
+    png: Optional[Path] = typer.Option(None, "--png", help="Write a bar chart of the word attributions here "
+                                       "(needs matplotlib)."),
+    json_path: Optional[Path] = JSON,
+    save: Optional[Path] = SAVE,
     smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many copies "
                                          "with noise in the word embeddings."),
     noise: float = typer.Option(0.15, "--noise", help="With --smooth: noise standard deviation, a fraction of the "
@@ -46,24 +74,24 @@ def explain_text_cmd(
     """Colour the words of TEXT by how much they pushed the classifier's decision."""
     from ..text import explain_text, load_text_model
 
-    check_outputs(html=html, json=json_path)
+    check_outputs(html=html, png=png, json=json_path, save=save)
     try:
-        mdl, tok = load_text_model(str(model) if model else None)
-        ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
-                          n_steps=n_steps, method=method, rtol=rtol, smooth=smooth, noise=noise, seed=seed)
+        with working("loading the model") as step:
+            mdl, tok = load_text_model(str(model) if model else None)
+            step("explaining")
+            ex = explain_text(mdl, tok, text, target=_int_or_str(target), baseline=_int_or_str(baseline),
+                              n_steps=n_steps, method=method, rtol=rtol, batch_size=batch_size, smooth=smooth,
+                              noise=noise, seed=seed)
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         fail(str(err))
-    console.print(ex)
-    _write(ex, html, json_path)
-
-
-def _write(ex, html: Optional[Path], json_path: Optional[Path]) -> None:
-    if html:
-        html.write_text(ex.to_html(), encoding="utf-8")
-        console.print(f"wrote {html}")
-    if json_path:
-        json_path.write_text(json.dumps(ex.to_dict(), indent=2), encoding="utf-8")
-        console.print(f"wrote {json_path}")
+    ex = with_model(ex, str(model) if model else "embedded MiniLM IMDB sentiment model")
+    console.print(ex, soft_wrap=True)
+    if not console.is_terminal:
+        # piped: the words' colours are gone, so every word gets its signed number
+        words = ", ".join(f"{w.text} {w.attribution:+.3f}" for w in ex.words)
+        console.print(escape(f"words: {words}"), highlight=False, soft_wrap=True)
+    print_accuracy(ex)
+    write_outputs(ex, html=html, png=png, json_path=json_path, save=save)
 
 
 @app.command()

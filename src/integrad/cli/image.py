@@ -1,13 +1,12 @@
 """``integrad explain image``: which pixels made the embedded ImageNet model see what it saw.
 
-The plain function :func:`image` carries typer defaults; ``cli.py`` registers it as a
-command. The model is the embedded EfficientNet-Lite0 (:mod:`integrad.models._imagenet`).
+The plain function :func:`image` carries typer defaults; ``integrad.cli`` registers it
+as a command. The model is the embedded EfficientNet-Lite0 (:mod:`integrad.models._imagenet`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -15,8 +14,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .console import check_outputs, console, fail, print_accuracy
-
+from .console import BATCH_SIZE, HTML, JSON, SAVE, check_outputs, console, fail, note, print_accuracy
+from .console import with_model, working, write_outputs
 
 
 def image(
@@ -25,54 +24,53 @@ def image(
     baseline: str = typer.Option("black", "--baseline", help="black, grey, blur, uniform or gaussian."),
     target: Optional[str] = typer.Option(None, "--target", help="Class index or name to explain "
                                          "(default: the prediction)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the overlay PNG "
-                                       "(default: <image name>-integrad.png)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
     n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes, gradient evaluations "
                                           "(default 50 Gauss-Legendre)."),
     method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
                                          "riemann_right, riemann_middle, trapezoid) or piecewise (exact)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error of the attributions (e.g. 0.01), instead of a fixed rule."),
+    batch_size: Optional[int] = BATCH_SIZE,
     seed: int = typer.Option(0, "--seed", help="Seed of the uniform and gaussian baselines and of --smooth."),
     smooth: Optional[int] = typer.Option(None, "--smooth", help="SmoothGrad-IG: average over this many noisy "
                                          "copies of the image (costs that many times --n-steps)."),
     noise: float = typer.Option(0.15, "--noise", help="With --smooth: noise standard deviation, a fraction of the "
                                 "image's range."),
+    html: Optional[Path] = HTML,
+    png: Optional[Path] = typer.Option(None, "--png", help="Write the image, the overlay and a colour bar here "
+                                       "(needs matplotlib)."),
+    json_path: Optional[Path] = JSON,
+    save: Optional[Path] = SAVE,
+    out: Optional[Path] = typer.Option(None, "--out", help="Deprecated: the same as --png."),
 ) -> None:
     """Colour the pixels of IMAGE by how much they pushed the ImageNet classifier's logit."""
     from ..image import explain_image, load_image
     from ..models._imagenet import load_imagenet_model
 
-    check_outputs(out=out, json=json_path)
+    if out is not None and png is not None:
+        fail("--out and --png: give one (--out is the old name of --png)")
+    check_outputs(html=html, png=png, out=out, json=json_path, save=save)
+    if out is not None:
+        note("--out is deprecated; use --png")
+        png = out
     try:
         # read first: a bad path or file fails before the model loads
         with warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("always")
             pixels, source = load_image(image)
-        for note in notes:
-            console.print(f"[yellow]note:[/] {escape(str(note.message))}", highlight=False, soft_wrap=True)
-        model, names = load_imagenet_model()
-        ex = explain_image(model, pixels, class_names=names, target=_index_or_name(target), baseline=baseline,
-                           n_steps=n_steps, method=method, rtol=rtol, seed=seed, smooth=smooth, noise=noise)
+        for n in notes:
+            note(str(n.message))
+        with working("loading the model") as step:
+            model, names = load_imagenet_model()
+            step("explaining")
+            ex = explain_image(model, pixels, class_names=names, target=_index_or_name(target), baseline=baseline,
+                               n_steps=n_steps, method=method, rtol=rtol, batch_size=batch_size, seed=seed,
+                               smooth=smooth, noise=noise)
     except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as err:
         fail(str(err))
-    ex = dataclasses.replace(ex, source=source)
+    ex = with_model(dataclasses.replace(ex, source=source), "embedded EfficientNet-Lite0 (ImageNet)")
     _print(ex)
-    png = out or Path(f"{Path(image).stem}-integrad.png")
-    try:
-        ex.to_png(png)
-    except ImportError as err:
-        fail(f"--out: {err}")
-    except OSError as err:
-        fail(f"--out: cannot write {png}: {err}")
-    console.print(f"wrote {escape(str(png))}", highlight=False)
-    if json_path:
-        try:
-            json_path.write_text(json.dumps(ex.to_dict(), indent=2), encoding="utf-8")
-        except OSError as err:
-            fail(f"--json: cannot write {json_path}: {err}")
-        console.print(f"wrote {escape(str(json_path))}", highlight=False)
+    write_outputs(ex, html=html, png=png, json_path=json_path, save=save)
 
 
 def _index_or_name(value: Optional[str]) -> int | str | None:
@@ -98,5 +96,3 @@ def _print(ex) -> None:
     console.print(f"completeness gap: {ex.delta:+.2e} ({ex.relative_delta:.2%} of |F(x) - F(baseline)|)",
                   highlight=False, soft_wrap=True)
     print_accuracy(ex)
-
-

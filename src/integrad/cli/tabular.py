@@ -1,7 +1,7 @@
 """``integrad explain tabular``: reason codes for one row of a tabular model.
 
-The plain function :func:`tabular` carries typer defaults; ``cli.py`` registers it as a
-command. A user's model comes in as ``--model module:factory`` (see :mod:`integrad.tabular`
+The plain function :func:`tabular` carries typer defaults; ``integrad.cli`` registers it as
+a command. A user's model comes in as ``--model module:factory`` (see :mod:`integrad.tabular`
 for what ``factory()`` may return); its rows come from ``--data file.csv``, read as strings.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
 import os
 import re
 import sys
@@ -19,7 +18,8 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from .console import check_outputs, console, fail, print_accuracy
+from .console import BATCH_SIZE, HTML, JSON, SAVE, check_outputs, console, fail, print_accuracy
+from .console import working, write_outputs
 
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -51,36 +51,32 @@ def tabular(
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error of the attributions, instead of a fixed rule."),
     n_samples: int = typer.Option(256, "--n-samples", help="Samples for --method expected_gradients."),
+    batch_size: Optional[int] = BATCH_SIZE,
     target: Optional[int] = typer.Option(None, "--target", help="Class index, for models with several logits."),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing reference rows."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the reason codes as JSON here."),
+    html: Optional[Path] = HTML,
     png: Optional[Path] = typer.Option(None, "--png", help="Write a bar chart here (needs matplotlib)."),
+    json_path: Optional[Path] = JSON,
+    save: Optional[Path] = SAVE,
 ) -> None:
     """Explain one row of a tabular classifier: which columns pushed its score up or down."""
     from ..tabular import explain_row
 
-    check_outputs(json=json_path, png=png)
+    check_outputs(html=html, png=png, json=json_path, save=save)
     try:
-        subject, raw, reference, note = _resolve(dataset, model, data, row)
-        codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
-                            target=target, method=method, n_steps=n_steps, rtol=rtol, n_samples=n_samples,
-                            seed=seed)
+        with working("loading the model") as step:
+            subject, raw, reference, note = _resolve(dataset, model, data, row)
+            step("explaining")
+            codes = explain_row(subject, raw, baseline=baseline, reference=reference, n_reference=n_reference, k=k,
+                                target=target, method=method, n_steps=n_steps, rtol=rtol, n_samples=n_samples,
+                                batch_size=batch_size, seed=seed)
     except _Bad as err:
         fail(str(err))
     except (ValueError, TypeError, IndexError, KeyError, ImportError, OSError, RuntimeError) as err:
         # RuntimeError: a user's model failing on the encoded row (say, a width mismatch)
         fail(str(err) if not isinstance(err, KeyError) else f"missing key {err}")
     _print(codes, note)
-    if json_path:
-        json_path.write_text(json.dumps(codes.to_dict(), indent=2), encoding="utf-8")
-        console.print(f"wrote {json_path}")
-    if png:
-        try:
-            codes.to_png(png)
-        except ImportError:
-            fail("--png: drawing needs matplotlib; pip install 'integrad[viz]'")
-        console.print(f"wrote {png}")
-
+    write_outputs(codes, html=html, png=png, json_path=json_path, save=save)
 
 
 def _resolve(dataset: Optional[str], model: Optional[str], data: Optional[Path], row: int):
@@ -197,5 +193,5 @@ def _print(codes, note: str) -> None:
                   + escape(f"({codes.probability:.1%}); P({codes.target}) = {codes.target_probability:.3f}"), highlight=False)
     console.print(escape(f"F(x) = {codes.f_x:.4f} (logit of {codes.target!r}); F(baseline) = {codes.f_baseline:.4f} "
                          f"({codes.baseline}); sum of attributions = {total:.4f}"), highlight=False, soft_wrap=True)
-    console.print(f"completeness gap: {codes.delta:.2e}", highlight=False)
+    console.print(f"completeness gap: {codes.delta:+.2e}", highlight=False)
     print_accuracy(codes)

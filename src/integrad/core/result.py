@@ -223,6 +223,17 @@ class OneExample:
         """One line on how far to trust the attributions: the error estimate and the gap, and a verdict."""
         return accuracy_line(self.error, self.relative_delta, self.result.settings)
 
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result as safetensors (:meth:`Attribution.save`); ``Attribution.load`` reads it.
+
+        The explanation's :meth:`to_dict` (less ``settings``, stored already) is kept in the
+        settings under ``"explanation"``, so the file holds everything the explanation says.
+        """
+        from dataclasses import replace
+
+        summary = {k: v for k, v in self.to_dict().items() if k != "settings"}
+        replace(self.result, settings=dict(self.result.settings) | {"explanation": summary}).save(path)
+
 
 ACCURATE = 0.01  # the per-feature relative error the verdicts call accurate
 
