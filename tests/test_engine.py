@@ -35,9 +35,10 @@ def test_counted_model_calls_and_rows():
     net = Counting(mlp([3, 8, 1]))
     x = torch.randn(3, 3, dtype=torch.float64)
     res = integrad.integrated_gradients(net, x, n_steps=20, batch_size=10)
-    # 1 reference call for F(x) and F(baseline) (6 rows), then 2 windows of 10 steps per example
-    assert net.calls == 1 + 6
-    assert net.rows == 2 * 3 + 3 * 20
+    # the row-independence probe (1 row alone, then 2 together), 1 reference call for F(x) and
+    # F(baseline) (6 rows), then 2 windows of 10 steps per example
+    assert net.calls == 2 + 1 + 6
+    assert net.rows == 3 + 2 * 3 + 3 * 20
     assert res.n_evals.tolist() == [20, 20, 20]
 
 

@@ -164,6 +164,31 @@ class TorchModel:
         return type(err)(f"model: raised on a block of {rows} interpolated rows (your inputs: {shapes} with "
                          f"batch = {self.fwd_batch}; each row is one point of one example's path){hint}: {err}")
 
+    def check_rows_independent(self, first: tuple[torch.Tensor, ...], other: tuple[torch.Tensor, ...],
+                               examples: tuple[int, int]) -> None:
+        """Refuse a model whose output for one row depends on the other rows of its batch.
+
+        integrad puts many path points of many examples in one batch, so such a model (batch
+        statistics, ``x - x.mean(0)``, ...) would give attributions that depend on how rows are
+        grouped, with a perfect-looking completeness gap. One row is evaluated alone and next
+        to ``other`` (two no-grad forward passes of one and two rows).
+        """
+        e = torch.tensor(examples, device=first[0].device)
+        with torch.no_grad():
+            alone = self._select(self._forward(first, e[:1])[0], e[:1]).double()
+            pair = self._select(self._forward(tuple(torch.cat([a, b]) for a, b in zip(first, other)), e)[0], e)
+        pair = pair[:1].double()
+        if not (bool(torch.isfinite(alone).all()) and bool(torch.isfinite(pair).all())):
+            return  # a NaN or Inf output gets its own, clearer error later
+        tol = 1e-9 if self.dtype == torch.float64 else 1e-4
+        if not torch.allclose(alone, pair, rtol=tol, atol=tol * max(1.0, float(alone.abs().max()))):
+            raise ValueError(
+                f"model: rows of a batch interact — the output for example {examples[0]} is "
+                f"{alone.flatten()[0].item():.6g} alone but {pair.flatten()[0].item():.6g} in a batch with another "
+                "row (batch statistics such as BatchNorm in training mode, x - x.mean(0), attention across the "
+                "batch, ...). integrad evaluates many path points in one batch, so the attributions would depend "
+                "on the grouping; make the model treat rows independently (e.g. model.eval())")
+
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:
             return self.targets.select(out, self._user(example))

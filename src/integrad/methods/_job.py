@@ -97,7 +97,16 @@ class Job:
         return new
 
     def resolve_targets(self) -> None:
-        """``targets='all'``: one no-grad forward of the first example to count the classes."""
+        """``targets='all'``: one no-grad forward of the first example to count the classes.
+
+        Also checks, on the first example, that the model treats the rows of a batch
+        independently (:meth:`TorchModel.check_rows_independent`).
+        """
+        if self.batch >= 2:
+            self.model.check_rows_independent(tuple(x[:1] for x in self.xs), tuple(x[1:2] for x in self.xs), (0, 1))
+        elif self.baselines is not None:
+            self.model.check_rows_independent(tuple(x[:1] for x in self.xs), tuple(b[:1] for b in self.baselines),
+                                              (0, 0))
         tg = self.model.targets
         if tg.all and not hasattr(tg, "items"):
             m = self.model
