@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import integrad
-from conftest import mlp
+from conftest import Counting, mlp
 from test_closed_forms import relu_net_exact_ig
 
 
@@ -168,11 +168,22 @@ def test_float32_model():
 
 
 def test_max_evals_exhausted_warns_and_reports():
+    # one piece short: the early probe counts at most the crossings (pieces - 1), so it lets
+    # the run start, and the run runs out of passes
     net = deep_net(5)
+    x = torch.randn(1, 6, dtype=torch.float64) * 3
+    pieces = int(integrad.integrated_gradients(net, x, target=0, method="piecewise").n_evals[0])
+    with pytest.warns(UserWarning, match=rf"more than max_evals={pieces - 1} linear pieces"):
+        res = integrad.integrated_gradients(net, x, target=0, method="piecewise", max_evals=pieces - 1)
+    assert not res.converged.all() and (res.n_evals <= pieces - 1).all()
+
+
+def test_far_too_many_pieces_refused_early():
+    net = Counting(deep_net(5))
     x = torch.randn(2, 6, dtype=torch.float64) * 3
-    with pytest.warns(UserWarning, match=r"more than max_evals=3 linear pieces"):
-        res = integrad.integrated_gradients(net, x, target=0, method="piecewise", max_evals=3)
-    assert not res.converged.all() and (res.n_evals <= 3).all()
+    with pytest.raises(ValueError, match=r"crosses at least \d+ kinks .* more than max_evals=3 linear pieces.*rtol="):
+        integrad.integrated_gradients(net, x, target=0, method="piecewise", max_evals=3)
+    assert net.calls < 10  # refused after the first passes and the probe, not after running out
 
 
 class Attention(torch.nn.Module):

@@ -40,6 +40,7 @@ import torch.autograd.forward_ad as fwAD
 from torch.overrides import TorchFunctionMode
 
 from ..core import checks as C
+from ..core.progress import Progress
 from ..core.rules import rule as _rule
 from .torch_hooks import LayerTap
 
@@ -134,6 +135,54 @@ def _path_dependent(args, kwargs) -> torch.Tensor | None:
     return None
 
 
+class _Sides(TorchFunctionMode):
+    """Records, in one plain forward pass, which side of its thresholds every kink unit is on."""
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.rows, self.sides = rows, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        z = args[0] if args else None
+        if (name in _KINK_AT_ZERO or name in _CLAMPS) and isinstance(z, torch.Tensor) and z.dim() > 0 \
+                and z.shape[0] == self.rows:
+            flat = z.detach().reshape(self.rows, -1)
+            self.sides.extend(flat > c for c in _thresholds(name, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def count_crossings(model, path, example: int, points: int, limit: int) -> int:
+    """A lower bound on the kinks the path of ``example`` crosses: side changes between ``points + 1``
+    equally spaced points (stops counting above ``limit``)."""
+    device = path.diffs[0].device
+    alphas = torch.linspace(0, 1, points + 1, dtype=model.dtype, device=device)
+    count, last = 0, None
+    rows = max(2, model.rows)
+    for lo in range(0, alphas.numel(), rows - 1):  # consecutive chunks share one point
+        a = alphas[lo:lo + rows]
+        if a.numel() < 2 and last is None:
+            break
+        e = torch.full((a.numel(),), example, device=device)
+        pts = tuple((st[example] + a.view(-1, *[1] * (st.dim() - 1)) * d[example]).to(model.model_dtype)
+                    for st, d in zip(path.starts, path.diffs))
+        args, kwargs = C.expand_forward_args(model.fwd_args, model.fwd_kwargs, model.fwd_batch, model._user(e))
+        with torch.no_grad(), _Sides(a.numel()) as sides:
+            if model.layers is None:
+                model.model(*pts, *args, **kwargs)
+            else:
+                with LayerTap(model.layers, replace=pts):
+                    model.model(*(x.index_select(0, model._user(e)) for x in model.xs), *args, **kwargs)
+        count += sum(int((s[1:] != s[:-1]).sum()) for s in sides.sides)
+        if count > limit or lo + rows >= alphas.numel():
+            break
+    return count
+
+
+_PROBE_POINTS = 16
+
+
 def integrate_piecewise(model, path, f_x, f_baseline, max_evals: int):
     """The exact integral of the gradient along each example's path, piece by piece.
 
@@ -150,10 +199,17 @@ def integrate_piecewise(model, path, f_x, f_baseline, max_evals: int):
     finished = torch.zeros(B, dtype=torch.bool)
     guard = _Linearity(B, dtype)
     trace: list[tuple[torch.Tensor, ...]] = []  # (examples, alphas, F, dF/dalpha) per pass
+    probed = False
+    progress = Progress("method='piecewise'", unit="linear pieces integrated")
     while True:
         active = (~finished & (n_evals < max_evals)).nonzero().flatten()
         if active.numel() == 0:
             break
+        if not probed and int(n_evals.sum()) > 0:
+            # after the first passes (which refuse smooth models): refuse paths with far too many pieces
+            _refuse_long_paths(model, path, active, max_evals)
+            probed = True
+        progress.update(int(n_evals.sum()), note=f", {int(finished.sum())} of {B} examples done")
         for lo in range(0, active.numel(), model.rows):
             e = active[lo:lo + model.rows]
             a0 = start[e]
@@ -170,6 +226,7 @@ def integrate_piecewise(model, path, f_x, f_baseline, max_evals: int):
             n_evals[e] += 1
             start[e] = a1
             finished[e] = end & ~forced
+    progress.__exit__()
     if not finished.all():
         bad = (~finished).nonzero().flatten().tolist()
         warnings.warn(f"method='piecewise': {len(bad)} of {B} examples have more than max_evals={max_evals} linear "
@@ -178,6 +235,17 @@ def integrate_piecewise(model, path, f_x, f_baseline, max_evals: int):
                       stacklevel=3)
     C.check_finite(torch.cat([a.reshape(B, -1) for a in acc], 1), "gradient integral", torch.arange(B))
     return tuple(acc), n_evals, finished, _pad_trace(trace, B, dtype)
+
+
+def _refuse_long_paths(model, path, active: torch.Tensor, max_evals: int) -> None:
+    for e in active.tolist():
+        n = count_crossings(model, path, e, _PROBE_POINTS, max_evals)
+        if n > max_evals:
+            raise ValueError(
+                f"method='piecewise': the path of example {e} crosses at least {n} kinks (units changing side "
+                f"between {_PROBE_POINTS + 1} points along it), so it has more than max_evals={max_evals} linear "
+                "pieces, each a forward and a backward pass; use rtol= (e.g. rtol=0.01) or a fixed rule for this "
+                "model, or raise max_evals")
 
 
 def _piece(model, path, e, a0, q, last):
