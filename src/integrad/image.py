@@ -42,7 +42,6 @@ Distill, 2020 (blur, uniform and Gaussian baselines).
 
 from __future__ import annotations
 
-import base64
 import difflib
 import html
 import os
@@ -125,19 +124,30 @@ class ImageExplanation(OneExample):
         return pixel_map(self.attributions, reduce)
 
     def overlay(self, *, reduce: str = "sum", sign: str = "both", clip: float = 99.0, alpha: float = 0.8) -> np.ndarray:
-        """The map over the image as an RGB ``uint8`` array ``(H, W, 3)``."""
+        """The map over the image as an RGB ``uint8`` array ``(H, W, 3)``.
+
+        Colours as in :func:`integrad.viz._image.colour_scale`: orange raises the class's
+        logit and blue lowers it; ``reduce="abs"`` or ``"l2"`` draws the magnitude in purple.
+        """
         from .viz._image import overlay
 
-        return overlay(self.image, self.pixel_map(reduce), sign=sign, clip=clip, alpha=alpha)
+        return overlay(self.image, self.pixel_map(reduce), reduce=reduce, sign=sign, clip=clip, alpha=alpha)
 
     def to_png(self, path: str | os.PathLike, *, reduce: str = "sum", sign: str = "both", clip: float = 99.0,
                alpha: float = 0.8, dpi: int = 120) -> None:
-        """Write the image, the overlay and a colour bar as a PNG (needs matplotlib)."""
+        """Write the image beside the overlay, a labelled colour bar and the accuracy line as a PNG.
+
+        The colour bar says what the colour means and where the map was clipped; ``sign``
+        ``"both"`` (diverging, symmetric about 0), ``"positive"`` and magnitude views
+        (``reduce="abs"`` or ``"l2"``, from 0). Needs matplotlib; see
+        :func:`integrad.viz.plot_overlay`.
+        """
         from .viz._image import plot_overlay
 
         title = (f"{self.target_name} (p = {self.target_probability:.2f}), baseline {self.baseline}\n"
                  f"{self.accuracy}")
-        fig = plot_overlay(self.image, self.pixel_map(reduce), title=title, sign=sign, clip=clip, alpha=alpha)
+        fig = plot_overlay(self.image, self.pixel_map(reduce), title=title, reduce=reduce, sign=sign, clip=clip,
+                           alpha=alpha, output=f"the logit of {self.target_name!r}")
         fig.savefig(os.fspath(path), dpi=dpi)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,23 +178,9 @@ class ImageExplanation(OneExample):
                 f"<body>{self._repr_html_()}</body></html>")
 
     def _repr_html_(self) -> str:
-        from .viz._image import png_bytes
+        from .viz._image import image_html_fragment
 
-        def img(rgb: np.ndarray, alt: str) -> str:
-            data = base64.b64encode(png_bytes(rgb)).decode("ascii")
-            return f"<img src='data:image/png;base64,{data}' alt='{alt}' style='width:224px;margin-right:8px'>"
-
-        photo = np.round(self.image.permute(1, 2, 0).expand(-1, -1, 3).double().numpy() * 255).astype(np.uint8)
-        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{p:.1%}</td></tr>" for n, p in self.top)
-        return (
-            "<div style='border:1px solid #ddd;border-radius:8px;padding:1em;margin:1em 0'>"
-            f"<div>{img(photo, 'image')}{img(self.overlay(), 'attribution overlay')}</div>"
-            f"<table><tr><th>class</th><th>probability</th></tr>{rows}</table>"
-            f"<p>explained class: <b>{html.escape(self.target_name)}</b> · baseline "
-            f"{html.escape(self.baseline)} · F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} · "
-            f"completeness gap δ = {self.delta:+.2e} · {html.escape(self.accuracy)}</p>"
-            "<p style='color:#555;font-size:.9em'>green: pixels that raise the class's logit; red: lower it</p></div>"
-        )
+        return image_html_fragment(self)
 
 
 def explain_image(

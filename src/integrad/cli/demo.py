@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -20,13 +21,19 @@ SMOOTH_COPIES, SMOOTH_STEPS = 8, 16
 
 
 def _settings(result) -> dict:
-    keep = ("method", "n_steps", "baseline", "target", "layer", "batch_size", "dtype")
-    return {k: result.settings.get(k) for k in keep}
+    keep = ("method", "n_steps", "rtol", "baseline", "target", "layer", "batch_size", "dtype")
+    return {k: result.settings.get(k) for k in keep if result.settings.get(k) is not None}
 
 
 def _curve(run: Callable[[int], float]) -> list[tuple[int, float]]:
     """Sum of attributions as the number of Gauss-Legendre steps grows."""
     return [(n, run(n)) for n in CURVE_STEPS]
+
+
+def _figure_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return png_data_uri(buf.getvalue())
 
 
 def text_sections(say: Callable) -> list[Section]:
@@ -46,8 +53,9 @@ def text_sections(say: Callable) -> list[Section]:
         say(ex)
         say("")
         curve = _curve(lambda n, t=ex.text: float(explain_text(model, tok, t, n_steps=n).result.total[0])) if i == 0 else ()
-        sections.append(Section(f"Text: “{ex.text}”", f"{ex.label} ({ex.probability:.1%})", text_html_fragment(ex),
-                                ex.delta, ex.f_x - ex.f_baseline, _settings(ex.result), curve))
+        # the section states the prediction, the verdict and the settings: the fragment need not repeat them
+        sections.append(Section.from_explanation(ex, f"Text: “{ex.text}”", text_html_fragment(ex, header=False),
+                                                 curve=curve, settings=_settings(ex.result)))
     return sections
 
 
@@ -71,41 +79,41 @@ def tabular_section(say: Callable) -> Section:
             + "<h3>Expected Gradients (Erion et al. 2021): every training row as a baseline, 1024 samples, "
               "each attribution ± its standard error</h3>" + eg._repr_html_())
     curve = _curve(lambda n: float(explain_row(model, 0, n_steps=n).result.total.mean()))
-    return Section("Tabular: German credit (Statlog), row 0 — reason codes", f"{codes.label} ({codes.probability:.1%})",
-                   body, codes.delta, codes.f_x - codes.f_baseline, _settings(codes.result), curve)
+    return Section.from_explanation(codes, "Tabular: German credit (Statlog), row 0 — reason codes", body,
+                                    curve=curve, settings=_settings(codes.result))
 
 
 def image_section(say: Callable) -> list[Section]:
     from ..image import explain_image
     from ..models._imagenet import load_imagenet_model, load_sample
+    from ..viz import image_html_fragment, plot_baselines
 
     model, names = load_imagenet_model()
     photo = load_sample("chelsea")
     start = time.perf_counter()
-    ex = explain_image(model, photo, class_names=names)
+    ex = explain_image(model, "chelsea", class_names=names)  # the same pixels as photo, and named
     say("ImageNet (EfficientNet-Lite0), skimage 'chelsea': " + ", ".join(f"{n} {p:.1%}" for n, p in ex.top[:3])
-        + f"; explained {ex.target_name}; gap {ex.relative_delta:.1%} ({time.perf_counter() - start:.0f} s)")
+        + f"; explained {ex.target_name}; {ex.accuracy} ({time.perf_counter() - start:.0f} s)")
     body = (f"<p class='meta'>top classes: {html.escape(', '.join(f'{n} ({p:.1%})' for n, p in ex.top[:5]))}</p>"
-            f"<img alt='attribution overlay for chelsea' src='{png_data_uri(ex.overlay())}' style='max-width:100%'>")
+            + image_html_fragment(ex, header=False))
     curve = _curve(lambda n: float(explain_image(model, photo, class_names=names, n_steps=n).result.total[0]))
-    plain = Section("Image: scikit-image 'chelsea' — where the classifier looked",
-                    f"{ex.label} ({ex.probability:.1%})", body, ex.delta, ex.f_x - ex.f_baseline,
-                    _settings(ex.result), curve)
+    plain = Section.from_explanation(ex, "Image: scikit-image 'chelsea' — where the classifier looked", body,
+                                     curve=curve, settings=_settings(ex.result))
     start = time.perf_counter()
     sg = explain_image(model, photo, class_names=names, smooth=SMOOTH_COPIES, n_steps=SMOOTH_STEPS)
-    say(f"  SmoothGrad-IG ({SMOOTH_COPIES} noisy copies x {SMOOTH_STEPS} steps): gap {sg.relative_delta:.1%} "
+    say(f"  SmoothGrad-IG ({SMOOTH_COPIES} noisy copies x {SMOOTH_STEPS} steps): {sg.accuracy} "
         f"({time.perf_counter() - start:.0f} s)")
-    body = (f"<p class='meta'>Magnitude of the attributions (|sum over channels|), IG on the left, SmoothGrad-IG "
-            f"(Smilkov et al. 2017: IG averaged over {SMOOTH_COPIES} copies with Gaussian noise of 15% of the "
-            f"image's range, {SMOOTH_STEPS} steps each) on the right. Averaging removes part of IG's speckle; "
-            f"the gap is the mean over the noisy copies, whose paths cross more ReLU6 kinks than the clean "
-            f"one, so {SMOOTH_STEPS} steps per copy integrate them coarsely.</p>"
-            f"<img alt='IG magnitude for chelsea' src='{png_data_uri(ex.overlay(reduce='abs'))}' "
-            f"style='max-width:49%'> <img alt='SmoothGrad-IG magnitude for chelsea' "
-            f"src='{png_data_uri(sg.overlay(reduce='abs'))}' style='max-width:49%'>")
+    fig = plot_baselines(ex.image, {"IG": ex.pixel_map("abs"), "SmoothGrad-IG": sg.pixel_map("abs")}, reduce="abs",
+                         output=f"the logit of {ex.target_name!r}")
+    body = (f"<p class='meta'>Magnitude of the attributions (sum of |attribution| over the colour channels), IG "
+            f"in the middle, SmoothGrad-IG (Smilkov et al. 2017: IG averaged over {SMOOTH_COPIES} copies with "
+            f"Gaussian noise of 15% of the image's range, {SMOOTH_STEPS} steps each) on the right. Averaging removes "
+            f"part of IG's speckle; the gap is the mean over the noisy copies, whose paths cross more ReLU6 kinks "
+            f"than the clean one, so {SMOOTH_STEPS} steps per copy integrate them coarsely.</p>"
+            f"<img alt='the image, IG and SmoothGrad-IG magnitudes for chelsea' src='{_figure_uri(fig)}' "
+            f"style='max-width:100%'>")
     settings = _settings(sg.result) | {"smoothgrad": sg.result.settings.get("smoothgrad")}
-    smooth = Section("Image: SmoothGrad-IG next to IG", f"{sg.label} ({sg.probability:.1%})", body, sg.delta,
-                     sg.f_x - sg.f_baseline, settings, ())
+    smooth = Section.from_explanation(sg, "Image: SmoothGrad-IG next to IG", body, settings=settings)
     return [plain, smooth]
 
 
@@ -115,9 +123,10 @@ def build(out: Path, say: Callable) -> Path:
     sections.extend(image_section(say))
     sections.append(tabular_section(say))
     intro = ("Integrated Gradients on real models shipped inside pip packages: a sentiment classifier, a credit "
-             "model and an ImageNet classifier. Each section shows the prediction, the attributions, the completeness gap "
-             "Σ attributions − (F(x) − F(baseline)), the settings, and how the sum of attributions converges "
-             "as the number of steps grows.")
+             "model and an ImageNet classifier. Each section shows the prediction, the attributions, a verdict (the "
+             "estimated error of the attributions against 1%) with the completeness gap Σ attributions − (F(x) − "
+             "F(baseline)), the settings, and for one example per model how the sum of attributions converges as "
+             "the number of steps grows, with the number the explanation used marked.")
     out.write_text(report_page(sections, title="integrad demo report", intro=intro), encoding="utf-8")
     return out
 

@@ -1,8 +1,15 @@
-"""Image attributions as arrays first: per-pixel maps, percentile clipping, RGB overlays.
+"""Image attributions as arrays first: per-pixel maps, percentile clipping, overlays, colour scales.
 
-Green marks pixels that push the explained class up, red those that push it down (the
-colours of the text views). Everything up to :func:`overlay` and :func:`png_bytes` is NumPy;
-matplotlib is imported only inside :func:`plot_overlay` and :func:`plot_baselines`.
+Signed maps are drawn on a diverging blue-grey-orange scale: orange marks pixels that push the
+explained class's logit up, blue those that push it down (the colours of the text views). The
+two ColorBrewer hues stay apart for red-green colour blindness (protanopia, deuteranopia) and
+for tritanopia, as green and red do not. The positive-only and negative-only views use the
+orange or the blue half alone, and magnitude maps (``reduce="abs"`` or ``"l2"``) a sequential
+grey-purple scale; all three start at 0. :func:`colour_scale` says what a colour bar or legend
+must show: the ends, the colours, what they mean and where the map was clipped.
+
+Everything up to :func:`overlay`, :func:`png_bytes` and :func:`image_html_fragment` is NumPy
+and strings; matplotlib is imported only inside :func:`plot_overlay` and :func:`plot_baselines`.
 
 >>> import numpy as np
 >>> attr = np.zeros((3, 4, 4)); attr[:, 1, 2] = [1.0, 2.0, -0.5]
@@ -10,6 +17,8 @@ matplotlib is imported only inside :func:`plot_overlay` and :func:`plot_baseline
 2.5
 >>> overlay(np.full((3, 4, 4), 0.5), pixel_map(attr)).shape
 (4, 4, 3)
+>>> colour_scale(pixel_map(attr), clip=100).note
+'scaled to the maximum of |attribution| = 2.5 (no clipping)'
 
 References
 ----------
@@ -17,23 +26,37 @@ Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017 (
 attributions shown as a mask over the image).
 Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017 (percentile clipping of
 saliency maps).
+Brewer, Hatchard & Harrower, "ColorBrewer in Print", Cartography and Geographic Information
+Science 30(1), 2003 (colour-blind-safe diverging schemes); Machado, Oliveira & Fernandes,
+"A Physiologically-based Model for Simulation of Color Vision Deficiency", IEEE TVCG 2009.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import struct
+import textwrap
 import zlib
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from ._text import NEGATIVE, POSITIVE
+from ._text import CARD_CSS, NEGATIVE, POSITIVE
 
-__all__ = ["pixel_map", "normalize", "overlay", "png_bytes", "plot_overlay", "plot_baselines", "REDUCTIONS", "SIGNS"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..image import ImageExplanation
+
+__all__ = ["pixel_map", "normalize", "colour_scale", "ColourScale", "overlay", "png_bytes", "image_html_fragment",
+           "plot_overlay", "plot_baselines", "REDUCTIONS", "SIGNS", "MAGNITUDE"]
 
 REDUCTIONS = ("sum", "abs", "l2")
 SIGNS = ("both", "positive", "negative")
+MAGNITUDE = (118, 42, 131)  # ColorBrewer PRGn purple: unsigned maps, so neither hue of the signed scale
 _GREY = 0.5  # where an overlay's colour scale starts: a mid-grey pixel
+_OUTPUT = "the explained class's logit"
+_HOW = {"sum": "signed sum over channels", "abs": "sum of |attribution| over channels", "l2": "L2 norm over channels"}
 
 
 def pixel_map(attributions: Any, reduce: str = "sum") -> np.ndarray:
@@ -83,6 +106,12 @@ def normalize(pixels: Any, *, sign: str = "both", clip: float = 99.0) -> tuple[n
     (normalised map, scale) where ``scale`` is the attribution that maps to 1 (0 for an
     all-zero map).
     """
+    normed, scale, _, _ = _normalize(pixels, sign, clip)
+    return normed, scale
+
+
+def _normalize(pixels: Any, sign: str, clip: float) -> tuple[np.ndarray, float, np.ndarray, bool]:
+    """:func:`normalize`, plus the kept magnitudes and whether the scale fell back to the maximum."""
     m = _array(pixels, "pixels")
     if m.ndim != 2:
         raise ValueError(f"pixels: expected a map of shape (H, W); got {m.shape}")
@@ -97,39 +126,189 @@ def normalize(pixels: Any, *, sign: str = "both", clip: float = 99.0) -> tuple[n
     if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip <= 100:
         raise ValueError(f"clip: expected a percentile in (0, 100]; got {clip!r}")
     scale = float(np.percentile(magnitude, clip))
-    if scale <= 0:  # fewer kept pixels than the percentile skips: fall back to the largest
+    fallback = scale <= 0
+    if fallback:  # fewer kept pixels than the percentile skips: fall back to the largest
         scale = float(magnitude.max())
     if scale <= 0:
-        return np.zeros_like(m), 0.0
-    return np.clip(kept / scale, -1.0, 1.0), scale
+        return np.zeros_like(m), 0.0, magnitude, fallback
+    return np.clip(kept / scale, -1.0, 1.0), scale, magnitude, fallback
 
 
-def overlay(image: Any, pixels: Any, *, sign: str = "both", clip: float = 99.0, alpha: float = 0.8) -> np.ndarray:
+@dataclass(frozen=True)
+class ColourScale:
+    """What an overlay's colours stand for: everything a colour bar or a legend shows.
+
+    Attributes
+    ----------
+    lo, hi : float
+        Attributions at the two ends: ``-hi`` and ``hi`` for a diverging scale, 0 and
+        ``hi`` for a sequential one; ``hi`` is the clipping value (1.0 for an all-zero map).
+    stops : tuple of (r, g, b) floats in [0, 1]
+        Evenly spaced colours from ``lo`` to ``hi``, as the overlay paints them on a mid-grey
+        pixel (the scale is linear in RGB between stops).
+    name : str
+        The palette, e.g. ``"blue-grey-orange"``.
+    label : str
+        What the colour measures and which way, e.g. ``"attribution to the logit of 'cat',
+        per pixel (signed sum over channels); orange raises it, blue lowers it"``.
+    note : str
+        Where the map was clipped, e.g. ``"clipped at the 99th percentile of |attribution|
+        = 0.0123; 12 of 1024 pixels saturate"``.
+    saturated : int
+        Pixels drawn at full colour.
+    extend : {"neither", "min", "max", "both"}
+        Which ends hold values beyond the scale (matplotlib's colour bar vocabulary).
+    """
+
+    lo: float
+    hi: float
+    stops: tuple[tuple[float, float, float], ...]
+    name: str
+    label: str
+    note: str
+    saturated: int
+    extend: str
+
+    @property
+    def diverging(self) -> bool:
+        return self.lo < 0
+
+
+def colour_scale(pixels: Any, *, reduce: str = "sum", sign: str = "both", clip: float = 99.0, alpha: float = 0.8,
+                 output: str = _OUTPUT) -> ColourScale:
+    """The colour scale :func:`overlay` uses for a map, with its label and its clipping stated.
+
+    Parameters
+    ----------
+    pixels : array of shape (H, W)
+        A map from :func:`pixel_map`.
+    reduce : {"sum", "abs", "l2"}
+        How ``pixels`` was reduced over channels: ``"sum"`` is signed (diverging scale, or
+        one half of it with ``sign``), ``"abs"`` and ``"l2"`` are magnitudes (sequential).
+    sign, clip
+        As in :func:`normalize`; magnitude maps take ``"both"`` or ``"positive"`` (the same).
+    alpha : float in [0, 1]
+        The overlay's opacity, so that the stops are the colours actually painted.
+    output : str
+        What was attributed, for the label: ``"the logit of 'cat'"``.
+
+    Examples
+    --------
+    >>> s = colour_scale(np.array([[-1.0, 0.0], [0.5, 2.0]]), clip=100)
+    >>> (s.lo, s.hi, s.name)
+    (-2.0, 2.0, 'blue-grey-orange')
+    """
+    _check_view(pixels, reduce, sign)
+    normed, scale, magnitude, fallback = _normalize(pixels, sign, clip)
+    _check_alpha(alpha)
+    up, down = _hues(reduce, sign)
+    grey = (_GREY,) * 3
+    ends = [tuple((1 - alpha) * _GREY + alpha * v / 255.0 for v in c) for c in (down, up)]
+    diverging = reduce == "sum" and sign == "both"
+    stops = (ends[0], grey, ends[1]) if diverging else (grey, ends[1])
+    name = {POSITIVE: "orange", NEGATIVE: "blue", MAGNITUDE: "purple"}[up]
+    name = f"blue-grey-{name}" if diverging else f"grey-{name}"
+    hi = scale or 1.0
+    beyond = magnitude > scale if scale > 0 else np.zeros(magnitude.shape, bool)
+    m = _array(pixels, "pixels")
+    if diverging:
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
+                  (True, True): "both"}[(bool((beyond & (m < 0)).any()), bool((beyond & (m > 0)).any()))]
+    else:
+        extend = "max" if beyond.any() else "neither"
+    saturated = int(np.count_nonzero(np.abs(normed) >= 1.0)) if scale > 0 else 0
+    return ColourScale(lo=-hi if diverging else 0.0, hi=hi, stops=stops, name=name,
+                       label=_label(reduce, sign, output), note=_note(reduce, sign, clip, scale, fallback, saturated,
+                                                                      m.size),
+                       saturated=saturated, extend=extend)
+
+
+def _check_view(pixels: Any, reduce: str, sign: str) -> None:
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce: expected one of {', '.join(REDUCTIONS)}; got {reduce!r}")
+    if reduce != "sum":
+        if sign == "negative":
+            raise ValueError(f"sign: a magnitude map (reduce={reduce!r}) has no negative part; use sign='both' or "
+                             f"'positive', or reduce='sum'")
+        low = float(np.min(_array(pixels, "pixels"), initial=0.0))
+        if low < 0:
+            raise ValueError(f"pixels: a map reduced with {reduce!r} is a magnitude, >= 0; got values down to "
+                             f"{low:.3g} (pass reduce='sum' for a signed map)")
+
+
+def _check_alpha(alpha: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: expected an opacity in [0, 1]; got {alpha!r}")
+
+
+def _hues(reduce: str, sign: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(colour of the values >= 0, colour of those < 0) for a view."""
+    if reduce != "sum":
+        return MAGNITUDE, MAGNITUDE
+    return {"both": (POSITIVE, NEGATIVE), "positive": (POSITIVE, POSITIVE), "negative": (NEGATIVE, NEGATIVE)}[sign]
+
+
+def _label(reduce: str, sign: str, output: str) -> str:
+    if reduce != "sum":
+        return f"|attribution| to {output}, per pixel ({_HOW[reduce]}); purple: influence either way, not its sign"
+    return {"both": f"attribution to {output}, per pixel ({_HOW[reduce]}); orange raises it, blue lowers it",
+            "positive": f"positive attribution to {output}, per pixel ({_HOW[reduce]}); orange raises it, "
+                        "pixels that lower it stay grey",
+            "negative": f"|negative attribution| to {output}, per pixel ({_HOW[reduce]}); blue lowers it, "
+                        "pixels that raise it stay grey"}[sign]
+
+
+def _note(reduce: str, sign: str, clip: float, scale: float, fallback: bool, saturated: int, size: int) -> str:
+    of = "the map" if reduce != "sum" else {"both": "|attribution|", "positive": "the positive part",
+                                            "negative": "the negative part"}[sign]
+    if scale <= 0:
+        return f"{of} is zero everywhere: no colour"
+    if fallback:
+        return (f"scaled to the maximum of {of} = {scale:.3g} (its {_ordinal(clip)} percentile is 0); "
+                f"{_pixels(saturated, size)} at full colour")
+    if clip >= 100:
+        return f"scaled to the maximum of {of} = {scale:.3g} (no clipping)"
+    return f"clipped at the {_ordinal(clip)} percentile of {of} = {scale:.3g}; {_pixels(saturated, size)} saturate"
+
+
+def _ordinal(p: float) -> str:
+    if float(p) != int(p):
+        return f"{p:g}th"
+    n = int(p)
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _pixels(n: int, size: int) -> str:
+    return f"{n} of {size} pixel{'' if size == 1 else 's'}"
+
+
+def overlay(image: Any, pixels: Any, *, reduce: str = "sum", sign: str = "both", clip: float = 99.0,
+            alpha: float = 0.8) -> np.ndarray:
     """The map painted over a greyscale copy of the image: an RGB ``uint8`` array ``(H, W, 3)``.
 
-    The photo is desaturated, so that its own reds and greens do not read as attribution, and
-    its contrast halved (values 0.25..0.75).
+    The photo is desaturated, so that its own colours do not read as attribution, and its
+    contrast halved (values 0.25..0.75). The colours are those of :func:`colour_scale`.
 
     Parameters
     ----------
     image : ``(3, H, W)``, ``(1, H, W)``, ``(H, W, 3)`` or ``(H, W)``; floats in [0, 1] or uint8
     pixels : ``(H, W)`` map, e.g. from :func:`pixel_map`
-    sign, clip
-        As in :func:`normalize`.
+    reduce, sign, clip
+        As in :func:`colour_scale`.
     alpha : float in [0, 1]
         Opacity of the colour at full strength.
     """
     rgb = _rgb(image)
+    _check_view(pixels, reduce, sign)
     m, _ = normalize(pixels, sign=sign, clip=clip)
     if m.shape != rgb.shape[:2]:
         raise ValueError(f"pixels: map of shape {m.shape} does not match the image's {rgb.shape[:2]}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha: expected an opacity in [0, 1]; got {alpha!r}")
+    _check_alpha(alpha)
     # halve the contrast around mid-grey: colour stays legible on white fur and black pupils
     grey = 0.25 + 0.5 * (rgb @ np.array([0.299, 0.587, 0.114]))
     out = np.repeat(grey[..., None], 3, axis=2)
-    up = (m >= 0) if sign != "negative" else np.zeros(m.shape, dtype=bool)
-    colour = np.where(up[..., None], np.array(POSITIVE) / 255.0, np.array(NEGATIVE) / 255.0)
+    up, down = _hues(reduce, sign)
+    colour = np.where((m >= 0)[..., None], np.array(up) / 255.0, np.array(down) / 255.0)
     strength = alpha * np.abs(m)[..., None]
     out = (1.0 - strength) * out + strength * colour
     return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -151,44 +330,120 @@ def png_bytes(rgb: np.ndarray) -> bytes:
             + chunk(b"IEND", b""))
 
 
-# ---------------------------------------------------------------------------- figures
-def plot_overlay(image: Any, pixels: Any, *, title: str | None = None, sign: str = "both", clip: float = 99.0,
-                 alpha: float = 0.8):
-    """A matplotlib ``Figure``: the image, the overlay, and a colour bar in attribution units.
+# ---------------------------------------------------------------------------- HTML
+_CSS = CARD_CSS + """
+.ig-pair{display:flex;gap:10px;flex-wrap:wrap;align-items:flex-start}.ig-pair figure{margin:0;width:224px}
+.ig-pair img{width:224px;display:block;image-rendering:pixelated}
+.ig-pair figcaption{color:#555;font-size:.85em;margin-top:.3em}
+.ig-strip{height:12px;border:1px solid #999;border-radius:2px;margin:.3em 0 .1em}
+.ig-ticks{display:flex;justify-content:space-between;font-size:.85em;font-variant-numeric:tabular-nums}
+"""
 
-    Save it with ``fig.savefig("why.png")``. Needs matplotlib (``pip install 'integrad[viz]'``).
+
+def legend_html(scale: ColourScale) -> str:
+    """A colour legend as an HTML fragment: the label, a gradient strip, its end values, the clipping.
+
+    Classes as in :func:`image_html_fragment`, whose ``<style>`` they need.
     """
-    fig = _figure((9.0, 4.4))
-    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.12]})
-    axes[0].imshow(_rgb(image))
-    axes[0].set_title("image", fontsize=10)
-    _panel(fig, axes[1], image, pixels, sign, clip, alpha, "attribution")
-    for ax in axes:
-        ax.set_axis_off()
+    stops = ",".join("rgb({},{},{})".format(*(round(255 * v) for v in c)) for c in scale.stops)
+    lo = ("≤ " if scale.extend in ("min", "both") else "") + (f"{scale.lo:+.3g}" if scale.diverging else "0")
+    hi = ("≥ " if scale.extend in ("max", "both") else "") + (f"{scale.hi:+.3g}" if scale.diverging else
+                                                             f"{scale.hi:.3g}")
+    ticks = [lo, "0", hi] if scale.diverging else [lo, hi]
+    return (f"<div class='ig-meta'>{html.escape(scale.label)}</div>"
+            f"<div class='ig-strip' role='img' aria-label='colour scale: {html.escape(scale.name)}' "
+            f"style='background:linear-gradient(to right,{stops})'></div>"
+            f"<div class='ig-ticks'>{''.join(f'<span>{html.escape(t)}</span>' for t in ticks)}</div>"
+            f"<div class='ig-meta'>{html.escape(scale.note)}</div>")
+
+
+def image_html_fragment(ex: "ImageExplanation", *, reduce: str = "sum", sign: str = "both", clip: float = 99.0,
+                        alpha: float = 0.8, header: bool = True) -> str:
+    """One image explanation as an HTML fragment that carries its own ``<style>``.
+
+    The image beside the overlay (same size), under the overlay its colour legend with the
+    clipping stated, then (with ``header``) the top classes, the explained class and the
+    accuracy line. A report that states the prediction and the accuracy itself passes
+    ``header=False``. All text is escaped.
+    """
+    pixels = ex.pixel_map(reduce)
+    scale = colour_scale(pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha,
+                         output=f"the logit of {ex.target_name!r}")
+    tinted = overlay(ex.image, pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha)
+    photo = np.round(_rgb(ex.image) * 255.0).astype(np.uint8)
+
+    def img(rgb: np.ndarray, alt: str) -> str:
+        return f"<img src='data:image/png;base64,{base64.b64encode(png_bytes(rgb)).decode('ascii')}' alt='{alt}'>"
+
+    named = "image" if ex.source == "tensor" else f"image ({ex.source})"
+    pictures = (f"<div class='ig-pair'><figure>{img(photo, 'image')}<figcaption>{html.escape(named)}"
+                f"</figcaption></figure><figure>{img(tinted, 'attribution overlay')}<figcaption>"
+                f"{legend_html(scale)}</figcaption></figure></div>")
+    if not header:
+        return f"<style>{_CSS}</style><div class='ig-card'>{pictures}</div>"
+    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(n)}</td><td>{p:.1%}</td></tr>" for n, p in ex.top)
+    return (
+        f"<style>{_CSS}</style><div class='ig-card'>"
+        f"<div class='ig-meta'>explained class: <b>{html.escape(ex.target_name)}</b> "
+        f"(p = {ex.target_probability:.1%}) · baseline {html.escape(ex.baseline)} · F(x) = {ex.f_x:.4f}, "
+        f"F(baseline) = {ex.f_baseline:.4f}</div>{pictures}"
+        f"<div class='ig-meta'>{html.escape(ex.accuracy)} (δ = {ex.delta:+.2e})</div>"
+        f"<table class='ig-tok'><tr><th>class</th><th>probability</th></tr>{rows}</table></div>"
+    )
+
+
+# ---------------------------------------------------------------------------- figures
+def plot_overlay(image: Any, pixels: Any, *, title: str | None = None, reduce: str = "sum", sign: str = "both",
+                 clip: float = 99.0, alpha: float = 0.8, output: str = _OUTPUT):
+    """A matplotlib ``Figure``: the image beside the overlay, and a labelled colour bar.
+
+    The two panels have the same size; the colour bar under the overlay is in attribution
+    units (symmetric about 0 for a signed map, from 0 for positive-only, negative-only and
+    magnitude views) and its label says what the colour means and where the map was clipped
+    (:func:`colour_scale`). Save it with ``fig.savefig("why.png")``. Needs matplotlib
+    (``pip install 'integrad[viz]'``).
+
+    Parameters
+    ----------
+    image, pixels, reduce, sign, clip, alpha, output
+        As in :func:`overlay` and :func:`colour_scale`.
+    title : str, optional
+        Above both panels, e.g. the class and the accuracy line.
+    """
+    scale = colour_scale(pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha, output=output)
+    fig = _figure((9.0, 5.8))
+    (ax_image, ax_map), bars = _grid(fig, 1)
+    ax_image.imshow(_rgb(image))
+    ax_image.set_title("image", fontsize=10)
+    ax_map.imshow(overlay(image, pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha))
+    ax_map.set_title("attribution", fontsize=10)
+    _colourbar(fig, bars[0], scale, width=80)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
-def plot_baselines(image: Any, maps: Mapping[str, Any], *, title: str | None = None, sign: str = "both",
-                   clip: float = 99.0, alpha: float = 0.8):
-    """Side by side: the image, then one overlay per baseline (``{"black": map, ...}``).
+def plot_baselines(image: Any, maps: Mapping[str, Any], *, title: str | None = None, reduce: str = "sum",
+                   sign: str = "both", clip: float = 99.0, alpha: float = 0.8, output: str = _OUTPUT):
+    """Side by side: the image, then one overlay per map (``{"black": map, ...}``), all the same size.
 
-    Each panel has its own colour bar: baselines change ``F(x) - F(baseline)`` and so the
-    size of the attributions; compare where the colour is, and read magnitudes off the bars.
+    Each overlay has its own labelled colour bar: baselines (or methods) change
+    ``F(x) - F(baseline)`` and so the size of the attributions; compare where the colour is,
+    and read magnitudes off the bars.
     """
     if not isinstance(maps, Mapping) or not maps:
-        raise ValueError("maps: expected a non-empty mapping of baseline name to (H, W) map")
-    fig = _figure((3.3 * (len(maps) + 1), 3.6))
-    axes = fig.subplots(1, len(maps) + 1)
-    axes[0].imshow(_rgb(image))
-    axes[0].set_title("image", fontsize=10)
-    for ax, (name, m) in zip(axes[1:], maps.items()):
-        _panel(fig, ax, image, m, sign, clip, alpha, str(name))
-    for ax in axes:
-        ax.set_axis_off()
+        raise ValueError("maps: expected a non-empty mapping of name to (H, W) map")
+    scales = [colour_scale(m, reduce=reduce, sign=sign, clip=clip, alpha=alpha, output=output) for m in maps.values()]
+    fig = _figure((3.3 * (len(maps) + 1), 4.6))
+    (ax_image, *panels), bars = _grid(fig, len(maps))
+    ax_image.imshow(_rgb(image))
+    ax_image.set_title("image", fontsize=10)
+    for ax, bar, (name, m), scale in zip(panels, bars, maps.items(), scales):
+        ax.imshow(overlay(image, m, reduce=reduce, sign=sign, clip=clip, alpha=alpha))
+        ax.set_title(str(name), fontsize=10)
+        _colourbar(fig, bar, scale, width=48)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -201,27 +456,26 @@ def _figure(size: tuple[float, float]):
     return Figure(figsize=size, layout="constrained")
 
 
-def _panel(fig, ax, image, pixels, sign, clip, alpha, label) -> None:
+def _grid(fig, n_maps: int):
+    """The image and ``n_maps`` overlays in one row of equal panels, a colour bar under each overlay."""
+    grid = fig.add_gridspec(2, n_maps + 1, height_ratios=[1.0, 0.045])
+    panels = [fig.add_subplot(grid[0, i]) for i in range(n_maps + 1)]
+    for ax in panels:
+        ax.set_axis_off()
+    return panels, [fig.add_subplot(grid[1, i + 1]) for i in range(n_maps)]
+
+
+def _colourbar(fig, cax, scale: ColourScale, width: int) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LinearSegmentedColormap, Normalize
 
-    ax.imshow(overlay(image, pixels, sign=sign, clip=clip, alpha=alpha))
-    ax.set_title(label, fontsize=10)
-    _, scale = normalize(pixels, sign=sign, clip=clip)
-    scale = scale or 1.0
-    def blend(c: tuple[int, int, int]) -> tuple[float, ...]:
-        # the colour an overlay gives a mid-grey pixel at full strength
-        return tuple((1 - alpha) * _GREY + alpha * v / 255.0 for v in c)
-
-    grey = (_GREY,) * 3
-    stops = {"both": [blend(NEGATIVE), grey, blend(POSITIVE)], "positive": [grey, blend(POSITIVE)],
-             "negative": [grey, blend(NEGATIVE)]}[sign]
-    lo = -scale if sign == "both" else 0.0
-    mappable = ScalarMappable(Normalize(lo, scale), LinearSegmentedColormap.from_list("integrad", stops))
-    bar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+    cmap = LinearSegmentedColormap.from_list(scale.name, list(scale.stops))
+    bar = fig.colorbar(ScalarMappable(Normalize(scale.lo, scale.hi), cmap), cax=cax, orientation="horizontal",
+                       extend=scale.extend)
+    ticks = [scale.lo, 0.0, scale.hi] if scale.diverging else [0.0, scale.hi]
+    bar.set_ticks(ticks, labels=[f"{v:+.3g}" if v and scale.diverging else f"{v:.3g}" for v in ticks])
     bar.ax.tick_params(labelsize=7)
-    if sign == "negative":
-        bar.set_label("|negative attribution|", fontsize=7)
+    bar.set_label("\n".join(textwrap.wrap(scale.label, width) + textwrap.wrap(scale.note, width)), fontsize=7)
 
 
 # ---------------------------------------------------------------------------- inputs

@@ -1,4 +1,8 @@
-"""Token highlighting: green pushes toward the explained label, red pushes away."""
+"""Token highlighting: orange pushes toward the explained label, blue pushes away.
+
+The two ColorBrewer hues (PuOr's orange, RdBu's blue) stay apart for red-green colour
+blindness, as green and red do not; the image views use the same pair.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,21 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     from ..text import Span, TextExplanation
 
-POSITIVE = (22, 150, 60)
-NEGATIVE = (205, 38, 38)
+POSITIVE = (230, 97, 1)  # orange, #e66101
+NEGATIVE = (67, 147, 195)  # blue, #4393c3; as light as the orange, so black text reads on both
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;max-width:60em;color:#222}
-.ig-card{border:1px solid #ddd;border-radius:8px;padding:1em 1.2em;margin:1em 0}
+# What every fragment needs, shipped inside it: a notebook shows a fragment without any page.
+CARD_CSS = """
+.ig-card{border:1px solid #ddd;border-radius:8px;padding:1em 1.2em;margin:1em 0;
+  font-family:system-ui,-apple-system,Segoe UI,sans-serif}
 .ig-words{font-size:1.25em;line-height:2.1em}
-.ig-w{padding:.15em .25em;border-radius:4px;margin:0 .05em}
+.ig-w{padding:.15em .25em;border-radius:4px;margin:0 .05em;color:#000}
 .ig-meta{color:#555;font-size:.9em}
-.ig-legend span{padding:.1em .5em;border-radius:4px;margin-right:.5em}
+.ig-legend span{padding:.1em .5em;border-radius:4px;margin-right:.5em;color:#000}
 table.ig-tok{border-collapse:collapse;font-size:.85em;margin-top:.6em}
 table.ig-tok td,table.ig-tok th{border:1px solid #eee;padding:.15em .4em;text-align:right}
 """
+_PAGE_CSS = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;max-width:60em;color:#222}"
 
 
 def _colour(score: float, scale: float) -> tuple[tuple[int, int, int], float]:
@@ -38,8 +44,12 @@ def _gap(ex: "TextExplanation") -> str:
     return f"completeness gap δ = {ex.delta:+.2e}{rel}; {ex.accuracy.split('; completeness gap')[0]}"
 
 
-def text_html_fragment(ex: "TextExplanation") -> str:
-    """One explanation as an HTML fragment (words coloured, prediction, gap, token table)."""
+def text_html_fragment(ex: "TextExplanation", *, header: bool = True) -> str:
+    """One explanation as an HTML fragment that carries its own ``<style>``.
+
+    Words coloured, a legend, the tokens; with ``header`` also the prediction, the gap and
+    accuracy, and the settings (a report that states those itself passes ``header=False``).
+    """
     scale = _scale(ex.words)
     words = []
     for w in ex.words:
@@ -49,15 +59,14 @@ def text_html_fragment(ex: "TextExplanation") -> str:
     rows = "".join(f"<tr><td style='text-align:left'>{html.escape(t.text)}{' (special)' if t.special else ''}</td>"
                    f"<td>{t.attribution:+.4f}</td></tr>" for t in ex.tokens)
     s = ex.result.settings
+    top = (f"<div class='ig-meta'>prediction: <b>{html.escape(ex.label)}</b> ({ex.probability:.1%}) · explained "
+           f"label: <b>{html.escape(ex.target)}</b> · F(x) = {ex.f_x:.4f}, F(baseline) = {ex.f_baseline:.4f} · "
+           f"{html.escape(_gap(ex))}</div>")
+    how = (f"<div class='ig-meta'>{html.escape(str(s.get('method')))}, {s.get('n_steps')} steps, baseline "
+           f"{html.escape(str(s.get('baseline')))}, attributed at {html.escape(str(s.get('layer')))}</div>")
     return (
-        "<div class='ig-card'>"
-        f"<div class='ig-meta'>prediction: <b>{html.escape(ex.label)}</b> ({ex.probability:.1%}) · explained label: "
-        f"<b>{html.escape(ex.target)}</b> · F(x) = {ex.f_x:.4f}, F(baseline) = {ex.f_baseline:.4f} · "
-        f"{html.escape(_gap(ex))}</div>"
-        f"<p class='ig-words'>{' '.join(words)}</p>"
-        f"<div class='ig-meta'>green: pushes toward {html.escape(ex.target)}; red: pushes away from it</div>"
-        f"<div class='ig-meta'>{html.escape(str(s.get('method')))}, {s.get('n_steps')} steps, baseline "
-        f"{html.escape(str(s.get('baseline')))}, attributed at {html.escape(str(s.get('layer')))}</div>"
+        f"<style>{CARD_CSS}</style><div class='ig-card'>{top if header else ''}"
+        f"<p class='ig-words'>{' '.join(words)}</p>{_legend(ex.target)}{how if header else ''}"
         f"<details><summary class='ig-meta'>tokens</summary><table class='ig-tok'>"
         f"<tr><th>token</th><th>attribution</th></tr>{rows}</table></details></div>"
     )
@@ -65,17 +74,16 @@ def text_html_fragment(ex: "TextExplanation") -> str:
 
 def _legend(label: str) -> str:
     (r, g, b), (R, G, B) = POSITIVE, NEGATIVE
-    return (f"<p class='ig-legend'><span style='background:rgba({r},{g},{b},.8)'>+ toward {html.escape(label)}</span>"
-            f"<span style='background:rgba({R},{G},{B},.8)'>− away from it</span>"
-            "intensity = |attribution| relative to the text's largest</p>")
+    return (f"<div class='ig-meta ig-legend'><span style='background:rgba({r},{g},{b},.8)'>orange: toward "
+            f"{html.escape(label)}</span><span style='background:rgba({R},{G},{B},.8)'>blue: away from it</span>"
+            "intensity = |attribution| relative to the text's largest</div>")
 
 
 def text_html_page(explanations: Sequence["TextExplanation"], title: str = "integrad: text attributions") -> str:
     """A self-contained HTML page (no external resources) for several explanations."""
-    body = _legend("the explained label") + "".join(
-        text_html_fragment(ex) for ex in explanations)
+    body = "".join(text_html_fragment(ex) for ex in explanations)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+            f"<style>{_PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
 def text_rich(ex: "TextExplanation"):
