@@ -399,3 +399,23 @@ def test_huge_image_is_reduced_before_it_is_converted(tmp_path):
     assert x.shape == (3, 64, 64) and abs(float(x[0].mean()) - 200 / 255) < 1e-2
     # numpy's float64 RGBA copy of the full image alone would be 288 MB
     assert peak < 50 * 2**20
+
+
+# ---------------------------------------------------------------------------- the views a reader picks
+@pytest.mark.parametrize("reduce, sign", [("sum", "both"), ("sum", "positive"), ("abs", "both"), ("l2", "both")])
+def test_every_view_writes_a_png_and_an_overlay_in_its_own_colours(tmp_path, reduce, sign):
+    from integrad.viz._image import MAGNITUDE, NEGATIVE
+
+    ex = explain_image(toy_model(), toy_image(shape=(3, 12, 12)), class_names=["cat", "dog", "fish", "bird"], n_steps=4)
+    ex.to_png(tmp_path / "v.png", reduce=reduce, sign=sign)
+    assert Image.open(tmp_path / "v.png").format == "PNG"
+    m, _ = normalize(ex.pixel_map(reduce), sign=sign, clip=50)
+    at_full = {tuple(c) for c in ex.overlay(reduce=reduce, sign=sign, clip=50, alpha=1.0)[np.abs(m) == 1.0]}
+    hues = {("sum", "both"): {POSITIVE, NEGATIVE}, ("sum", "positive"): {POSITIVE}}.get((reduce, sign), {MAGNITUDE})
+    assert at_full and at_full <= hues
+
+
+def test_magnitude_overlay_of_a_signed_map_is_refused_with_the_fix():
+    ex = explain_image(toy_model(), toy_image(), n_steps=4)
+    with pytest.raises(ValueError, match=r"sign: a magnitude map \(reduce='abs'\) has no negative part"):
+        ex.overlay(reduce="abs", sign="negative")

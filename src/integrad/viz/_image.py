@@ -209,18 +209,14 @@ def colour_scale(pixels: Any, *, reduce: str = "sum", sign: str = "both", clip: 
     name = {POSITIVE: "orange", NEGATIVE: "blue", MAGNITUDE: "purple"}[up]
     name = f"blue-grey-{name}" if diverging else f"grey-{name}"
     hi = scale or 1.0
-    beyond = magnitude > scale if scale > 0 else np.zeros(magnitude.shape, bool)
     m = _array(pixels, "pixels")
-    if diverging:
-        extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
-                  (True, True): "both"}[(bool((beyond & (m < 0)).any()), bool((beyond & (m > 0)).any()))]
-    else:
-        extend = "max" if beyond.any() else "neither"
+    beyond = (magnitude > scale) & (scale > 0)
+    low, high = (bool((beyond & (m < 0)).any()), bool((beyond & (m > 0)).any())) if diverging else (False, beyond.any())
+    extend = ("neither", "max", "min", "both")[2 * low + bool(high)]
     saturated = int(np.count_nonzero(np.abs(normed) >= 1.0)) if scale > 0 else 0
-    return ColourScale(lo=-hi if diverging else 0.0, hi=hi, stops=stops, name=name,
-                       label=_label(reduce, sign, output), note=_note(reduce, sign, clip, scale, fallback, saturated,
-                                                                      m.size),
-                       saturated=saturated, extend=extend)
+    note = _note(reduce, sign, clip, scale, fallback, saturated, m.size)
+    return ColourScale(lo=-hi if diverging else 0.0, hi=hi, stops=stops, name=name, label=_label(reduce, sign, output),
+                       note=note, saturated=saturated, extend=extend)
 
 
 def _check_view(pixels: Any, reduce: str, sign: str) -> None:
@@ -410,17 +406,8 @@ def plot_overlay(image: Any, pixels: Any, *, title: str | None = None, reduce: s
     title : str, optional
         Above both panels, e.g. the class and the accuracy line.
     """
-    scale = colour_scale(pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha, output=output)
-    fig = _figure((9.0, 5.8))
-    (ax_image, ax_map), bars = _grid(fig, 1)
-    ax_image.imshow(_rgb(image))
-    ax_image.set_title("image", fontsize=10)
-    ax_map.imshow(overlay(image, pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha))
-    ax_map.set_title("attribution", fontsize=10)
-    _colourbar(fig, bars[0], scale, width=80)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
+    return _plot(image, {"attribution": pixels}, title, (9.0, 5.8), 80,
+                 dict(reduce=reduce, sign=sign, clip=clip, alpha=alpha), output)
 
 
 def plot_baselines(image: Any, maps: Mapping[str, Any], *, title: str | None = None, reduce: str = "sum",
@@ -433,15 +420,25 @@ def plot_baselines(image: Any, maps: Mapping[str, Any], *, title: str | None = N
     """
     if not isinstance(maps, Mapping) or not maps:
         raise ValueError("maps: expected a non-empty mapping of name to (H, W) map")
-    scales = [colour_scale(m, reduce=reduce, sign=sign, clip=clip, alpha=alpha, output=output) for m in maps.values()]
-    fig = _figure((3.3 * (len(maps) + 1), 4.6))
-    (ax_image, *panels), bars = _grid(fig, len(maps))
-    ax_image.imshow(_rgb(image))
-    ax_image.set_title("image", fontsize=10)
-    for ax, bar, (name, m), scale in zip(panels, bars, maps.items(), scales):
-        ax.imshow(overlay(image, m, reduce=reduce, sign=sign, clip=clip, alpha=alpha))
-        ax.set_title(str(name), fontsize=10)
-        _colourbar(fig, bar, scale, width=48)
+    return _plot(image, maps, title, (3.3 * (len(maps) + 1), 4.6), 48,
+                 dict(reduce=reduce, sign=sign, clip=clip, alpha=alpha), output)
+
+
+def _plot(image: Any, maps: Mapping[str, Any], title: str | None, size: tuple[float, float], width: int,
+          view: dict, output: str):
+    """The image and one overlay per map in a row of equal panels, a colour bar under each overlay."""
+    scales = [colour_scale(m, output=output, **view) for m in maps.values()]  # bad options fail before drawing
+    fig = _figure(size)
+    grid = fig.add_gridspec(2, len(maps) + 1, height_ratios=[1.0, 0.045])
+    panels = [fig.add_subplot(grid[0, i]) for i in range(len(maps) + 1)]
+    panels[0].imshow(_rgb(image))
+    panels[0].set_title("image", fontsize=10)
+    for i, ((name, m), scale) in enumerate(zip(maps.items(), scales), start=1):
+        panels[i].imshow(overlay(image, m, **view))
+        panels[i].set_title(str(name), fontsize=10)
+        _colourbar(fig, fig.add_subplot(grid[1, i]), scale, width)
+    for ax in panels:
+        ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -454,15 +451,6 @@ def _figure(size: tuple[float, float]):
         raise ImportError("drawing figures needs matplotlib; pip install 'integrad[viz]'") from None
     # a bare Figure, not pyplot: no global figure registry, no GUI backend
     return Figure(figsize=size, layout="constrained")
-
-
-def _grid(fig, n_maps: int):
-    """The image and ``n_maps`` overlays in one row of equal panels, a colour bar under each overlay."""
-    grid = fig.add_gridspec(2, n_maps + 1, height_ratios=[1.0, 0.045])
-    panels = [fig.add_subplot(grid[0, i]) for i in range(n_maps + 1)]
-    for ax in panels:
-        ax.set_axis_off()
-    return panels, [fig.add_subplot(grid[1, i + 1]) for i in range(n_maps)]
 
 
 def _colourbar(fig, cax, scale: ColourScale, width: int) -> None:
