@@ -174,7 +174,7 @@ def _pct(x: float) -> str:
 def _verdict_html(s: Section) -> str:
     rel = abs(s.delta) / abs(s.change) if s.change else math.inf
     ok, what = _verdict(s.error, rel)
-    gap = f"completeness gap δ = {s.delta:+.3g}" + (f" = {_pct(rel)} of |F(x) − F(baseline)|" if s.change else "")
+    gap = f"completeness gap δ = {s.delta:+.3g}" + (f" ({_pct(rel)} of |F(x) − F(baseline)|)" if s.change else "")
     if s.error != s.error:
         gap = f"δ = {s.delta:+.3g}"  # the verdict already states the gap
     mark = "✓" if ok else "⚠"
