@@ -12,9 +12,14 @@ Between nodes ``a_i < a_(i+1)`` a rule acts like a step placed at its cell bound
 jumps at unrelated places, the interval's changes ``dv_i = v(a_(i+1)) - v(a_i)`` give the
 expected error ``sum dv_i (m_i - c_i)`` (``m_i`` the midpoint: zero for Gauss-Legendre,
 ``h/2`` per step for one-sided Riemann sums) and a random part of variance
-``sum h_i^2 / 12 |dv_i|^2``. The end segments before the first and after the last node use
-the rate of change of the nearest interval. On the MNIST CNN (10 digits, 16-100 nodes) the
-root-sum-square of the two was 0.79-1.35 times the true error.
+``sum h_i^2 / 12 |dv_i|^2``. Where an interval holds a single jump, F at its two nodes
+(known from the forward passes) places it exactly: ``t`` solves
+``s_i (t - a_i) + s_(i+1) (a_(i+1) - t) = F(a_(i+1)) - F(a_i)`` for the slopes ``s = dF/da``,
+and the interval's error is ``|t - c_i| |dv_i|``; each interval counts the larger of the
+located and the random error. The end segments before the first and after the last node use
+the rate of change of the nearest interval. Measured (before ``_SAFETY``): on the MNIST CNN
+(4-16 digits, 50 nodes) 1.0-1.5 times the true error; on 10-64-64-3 ReLU MLPs with few kinks per
+path (24 paths, 8-64 nodes) a median of 1.3.
 
 **Smooth** (Gauss-Legendre only). The discrete Legendre coefficients of ``v`` (weighted sums
 of the same gradients) decay geometrically for an analytic integrand. When they fell by more
@@ -101,12 +106,16 @@ class RoughPart:
 
     def __init__(self, method: str, n: int, rows: int, lead: tuple[int, ...], device: torch.device):
         _, var = _plan(method, n)
+        q = _rule(method, n)
         self.var = torch.tensor(var, dtype=torch.float64, device=device)
+        self.nodes = torch.tensor(q.nodes, dtype=torch.float64, device=device)
+        self.cells = torch.tensor(np.cumsum(q.weights)[:-1], dtype=torch.float64, device=device)
         self.total = torch.zeros(rows, *lead, dtype=torch.float64, device=device)
         self.carry: torch.Tensor | None = None
 
-    def add(self, e0: int, e1: int, k0: int, k1: int, v: torch.Tensor, n: int) -> None:
-        """``v``: ``(E, K, *lead, F)`` integrand ``(x - x') * grad`` at nodes ``k0:k1`` of rows ``e0:e1``."""
+    def add(self, e0: int, e1: int, k0: int, k1: int, v: torch.Tensor, n: int, trace: torch.Tensor) -> None:
+        """``v``: ``(E, K, *lead, F)`` integrand ``(x - x') * grad`` at nodes ``k0:k1`` of rows ``e0:e1``;
+        ``trace``: ``(2, P, n, *lead)``, F and dF/dalpha at every node evaluated so far."""
         if self.var.numel() == 0:
             return
         if k0 > 0 and self.carry is not None:
@@ -119,8 +128,19 @@ class RoughPart:
         if v.shape[1] < 2:
             return
         dv = (v[:, 1:] - v[:, :-1]).double().square().sum(-1)  # (E, K - 1, *lead)
-        f = self.var[first:first + dv.shape[1]].view(1, -1, *[1] * (dv.dim() - 2))
-        self.total[e0:e1] += (f * dv).sum(1)
+        m = dv.shape[1]
+        shape = (1, -1, *[1] * (dv.dim() - 2))
+        random = self.var[first:first + m].view(shape)
+        # where an interval holds one jump, F at its ends places it exactly: t solves
+        # s_i (t - a_i) + s_(i+1) (a_(i+1) - t) = F_(i+1) - F_i, and the rule errs by |t - c_i| |dv|
+        f, slope = trace[0, e0:e1, first:first + m + 1].double(), trace[1, e0:e1, first:first + m + 1].double()
+        a = self.nodes[first:first + m + 1].view(1, -1, *[1] * (dv.dim() - 2))
+        h = a[:, 1:] - a[:, :-1]
+        sl, sr = slope[:, :-1], slope[:, 1:]
+        u = ((f[:, 1:] - f[:, :-1]) - sr * h) / (sl - sr)
+        t = a[:, :-1] + torch.minimum(torch.maximum(u.nan_to_num(0.5), torch.zeros_like(u)), h.expand_as(u))
+        located = (t - self.cells[first:first + m].view(shape)).square()
+        self.total[e0:e1] += (torch.maximum(located, random) * dv).sum(1)
 
 
 def estimate(method: str, n: int, extra: torch.Tensor, rough: torch.Tensor) -> torch.Tensor:

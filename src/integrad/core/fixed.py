@@ -112,4 +112,4 @@ def _block(model, path, e0, e1, k0, k1, alphas, W, acc, side, rough, trace, extr
             slope.copy_(dot)
         else:
             slope += dot
-    rough.add(e0, e1, k0, k1, torch.cat(integrand, -1) if len(integrand) > 1 else integrand[0], W.shape[1])
+    rough.add(e0, e1, k0, k1, torch.cat(integrand, -1) if len(integrand) > 1 else integrand[0], W.shape[1], trace)
