@@ -54,7 +54,7 @@ def explain_text_cmd(
                                          "(default: the embedded MiniLM IMDB sentiment model)."),
     target: Optional[str] = typer.Option(None, help="Label name or class index to explain (default: the prediction)."),
     baseline: str = typer.Option("pad", help="pad, mask, unk, zero, or a token id."),
-    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes (default 50 Gauss-Legendre)."),
+    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes (default 32 Gauss-Legendre, see docs/accuracy.md)."),
     method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
                                          "riemann_right, riemann_middle, trapezoid)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "

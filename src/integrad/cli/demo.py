@@ -46,7 +46,8 @@ def text_sections(say: Callable) -> list[Section]:
         f"{time.perf_counter() - start:.1f} s[/]")
     start = time.perf_counter()
     explanations = explain_text(model, tok, DEMO_TEXTS)
-    say(f"[dim]Integrated Gradients for {len(DEMO_TEXTS)} texts (50 Gauss-Legendre steps, [PAD] baseline, "
+    say(f"[dim]Integrated Gradients for {len(DEMO_TEXTS)} texts ({explanations[0].result.settings['n_steps']} "
+        f"Gauss-Legendre steps, [PAD] baseline, "
         f"word embeddings) in {time.perf_counter() - start:.1f} s[/]\n")
     sections = []
     for i, ex in enumerate(explanations):

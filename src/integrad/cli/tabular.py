@@ -43,8 +43,8 @@ def tabular(
                                  "mean (the mean row) or zero."),
     n_reference: Optional[int] = typer.Option(None, "--n-reference", help="Reference rows drawn for --baseline "
                                               "reference (default 128; all rows with expected_gradients)."),
-    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes per baseline (default 50 "
-                                          "Gauss-Legendre)."),
+    n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes per baseline (default 8 "
+                                          "Gauss-Legendre, see docs/accuracy.md)."),
     method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
                                          "riemann_right, riemann_middle, trapezoid), piecewise (exact), or "
                                          "expected_gradients."),

@@ -49,7 +49,8 @@ from .rules import rule as _rule
 
 _SAFETY = 1.5
 _SMOOTH_DECAY = 0.5  # coefficients must fall at least this much from degree n/2 to n - 1
-_SMOOTH_MIN_NODES = 8
+_SMOOTH_MIN_NODES = 6
+_ROUNDING = 64  # coefficients below this many units of rounding (times the attributions' norm) are noise
 
 
 @functools.lru_cache(maxsize=64)
@@ -143,8 +144,12 @@ class RoughPart:
         self.total[e0:e1] += (torch.maximum(located, random) * dv).sum(1)
 
 
-def estimate(method: str, n: int, extra: torch.Tensor, rough: torch.Tensor) -> torch.Tensor:
-    """Error norm per row from the extra sums ``(P, J, *lead, F)`` (already times ``x - x'``)."""
+def estimate(method: str, n: int, extra: torch.Tensor, rough: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """Error norm per row from the extra sums ``(P, J, *lead, F)`` (already times ``x - x'``).
+
+    ``size``: the norm of each row's attribution vector, to recognise coefficients that have
+    reached the working precision's rounding (their decay then stops, and so does the error's).
+    """
     if n < 2:
         return torch.full(extra.shape[:1] + extra.shape[2:-1], float("inf"), dtype=torch.float64,
                           device=extra.device)
@@ -158,6 +163,8 @@ def estimate(method: str, n: int, extra: torch.Tensor, rough: torch.Tensor) -> t
         ratio = hi / lo
         half = n // 2
         smooth = hi * ratio.clamp(max=1.0) ** ((n + 1) / (n - 1 - half))
-        trust = (ratio < _SMOOTH_DECAY) & torch.isfinite(smooth)
-        out = torch.where(trust, torch.minimum(out, smooth), out)
+        # the coefficients carry a factor 2j + 1, and so does their rounding
+        floor = _ROUNDING * (2 * n) * torch.finfo(extra.dtype).eps * size.to(hi.device)
+        trust = ((ratio < _SMOOTH_DECAY) | (hi <= floor)) & torch.isfinite(smooth)
+        out = torch.where(trust, torch.minimum(out, torch.maximum(smooth, hi.minimum(floor))), out)
     return out

@@ -61,7 +61,9 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     # caller checks once (``explain_non_finite`` then finds where it came from).
     lead = (1,) * (1 + len(axis))
     terms = torch.cat([s * d.reshape(d.shape[0], *lead, -1) for s, d in zip(side, path.diffs)], -1)
-    return acc, trace, state["extra"], estimate(method, n, terms, rough.total)
+    size = sum((a.reshape(*a.shape[:1 + len(axis)], -1) * d.reshape(d.shape[0], *lead[1:], -1)).double().square().sum(-1)
+               for a, d in zip(acc, path.diffs)).sqrt()
+    return acc, trace, state["extra"], estimate(method, n, terms, rough.total, size)
 
 
 def explain_non_finite(path, acc, trace, extra) -> None:
