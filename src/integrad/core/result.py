@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -246,8 +247,17 @@ def accuracy_line(error: float, relative_delta: float, settings: Mapping[str, An
         return f"exact (piecewise-linear model); {gap}" if exact else gap
     if error <= ACCURATE:
         return f"estimated error {_pct(error)} (within {ACCURATE:.0%}); {gap}"
-    hint = ("raise rtol's max_evals or lower rtol" if settings.get("rtol") is not None else
-            f"rtol={ACCURATE:g} reaches it" if settings.get("n_steps") else "use more samples")
+    n = settings.get("n_steps")
+    if settings.get("rtol") is not None:
+        hint = "raise max_evals or lower rtol"
+    elif n:
+        # fixed rules converge like 1/n on ReLU networks, the slowest case: a safe guess
+        more = math.ceil(n * error / ACCURATE)
+        step = 10 ** max(len(str(more)) - 2, 0)  # rounded up to two significant digits
+        more = -(-more // step) * step
+        hint = f"rtol={ACCURATE:g} reaches it, or about n_steps={max(more, n + 1)}"
+    else:
+        hint = "use more samples"
     return f"estimated error {_pct(error)} (more than {ACCURATE:.0%}: {hint}); {gap}"
 
 
