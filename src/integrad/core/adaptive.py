@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 _OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the five points of a panel, as fractions of its width
-_SAFETY = 0.5  # refine until the unrefined error is at most this fraction of the tolerance
+_SAFETY = 0.7  # refine until the unrefined error is at most this fraction of the tolerance
 # sup over step positions c in a panel of |Boole value - exact| / |S2 - S1|: 2.067, reached
 # with the step just past the last quarter point (computed on a fine grid of c)
 _JUMP_FACTOR = 2.1
