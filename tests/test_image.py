@@ -21,7 +21,8 @@ import integrad  # noqa: E402
 from integrad.image import BASELINES, explain_image, load_image  # noqa: E402
 from integrad.models._imagenet import SAMPLES, imagenet_class_names, load_imagenet_model, load_sample  # noqa: E402
 from integrad.models._mnist import load_mnist_digits, load_mnist_model  # noqa: E402
-from integrad.viz._image import normalize, overlay, pixel_map, plot_baselines, plot_overlay, png_bytes  # noqa: E402
+from integrad.viz import normalize, overlay, pixel_map, plot_baselines, plot_overlay  # noqa: E402
+from integrad.viz._image import png_bytes  # noqa: E402
 from integrad.viz._text import POSITIVE  # noqa: E402
 
 DOMESTIC_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -142,7 +142,7 @@ class ImageExplanation(OneExample):
         (``reduce="abs"`` or ``"l2"``, from 0). Needs matplotlib; see
         :func:`integrad.viz.plot_overlay`.
         """
-        from .viz._image import plot_overlay
+        from .viz._image_plot import plot_overlay
 
         title = (f"{self.target_name} (p = {self.target_probability:.2f}), baseline {self.baseline}\n"
                  f"{self.accuracy}")
@@ -178,7 +178,7 @@ class ImageExplanation(OneExample):
                 f"<body>{self._repr_html_()}</body></html>")
 
     def _repr_html_(self) -> str:
-        from .viz._image import image_html_fragment
+        from .viz._image_html import image_html_fragment
 
         return image_html_fragment(self)
 

@@ -7,12 +7,12 @@ lowers it, purple is magnitude without sign.
 
 from ._image import ColourScale as ColourScale
 from ._image import colour_scale as colour_scale
-from ._image import image_html_fragment as image_html_fragment
+from ._image_html import image_html_fragment as image_html_fragment
 from ._image import normalize as normalize
 from ._image import overlay as overlay
 from ._image import pixel_map as pixel_map
-from ._image import plot_baselines as plot_baselines
-from ._image import plot_overlay as plot_overlay
+from ._image_plot import plot_baselines as plot_baselines
+from ._image_plot import plot_overlay as plot_overlay
 from ._text import text_html_fragment as text_html_fragment
 from ._text import text_html_page as text_html_page
 from ._text import text_rich as text_rich

@@ -33,23 +33,20 @@ Science 30(1), 2003 (colour-blind-safe diverging schemes); Machado, Oliveira & F
 
 from __future__ import annotations
 
-import base64
-import html
 import struct
-import textwrap
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ._text import CARD_CSS, NEGATIVE, POSITIVE
+from ._text import NEGATIVE, POSITIVE
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..image import ImageExplanation
+__all__ = ["pixel_map", "normalize", "colour_scale", "ColourScale", "overlay", "png_bytes", "REDUCTIONS", "SIGNS",
+           "MAGNITUDE"]
 
-__all__ = ["pixel_map", "normalize", "colour_scale", "ColourScale", "overlay", "png_bytes", "image_html_fragment",
-           "plot_overlay", "plot_baselines", "REDUCTIONS", "SIGNS", "MAGNITUDE"]
+# The HTML fragment is in _image_html.py, the matplotlib figures in _image_plot.py; both build on
+# the arrays here.
 
 REDUCTIONS = ("sum", "abs", "l2")
 SIGNS = ("both", "positive", "negative")
@@ -324,146 +321,6 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
             + chunk(b"IEND", b""))
-
-
-# ---------------------------------------------------------------------------- HTML
-_CSS = CARD_CSS + """
-.ig-pair{display:flex;gap:10px;flex-wrap:wrap;align-items:flex-start}.ig-pair figure{margin:0;width:224px}
-.ig-pair img{width:224px;display:block;image-rendering:pixelated}
-.ig-pair figcaption{color:#555;font-size:.85em;margin-top:.3em}
-.ig-strip{height:12px;border:1px solid #999;border-radius:2px;margin:.3em 0 .1em}
-.ig-ticks{display:flex;justify-content:space-between;font-size:.85em;font-variant-numeric:tabular-nums}
-"""
-
-
-def legend_html(scale: ColourScale) -> str:
-    """A colour legend as an HTML fragment: the label, a gradient strip, its end values, the clipping.
-
-    Classes as in :func:`image_html_fragment`, whose ``<style>`` they need.
-    """
-    stops = ",".join("rgb({},{},{})".format(*(round(255 * v) for v in c)) for c in scale.stops)
-    lo = ("≤ " if scale.extend in ("min", "both") else "") + (f"{scale.lo:+.3g}" if scale.diverging else "0")
-    hi = ("≥ " if scale.extend in ("max", "both") else "") + (f"{scale.hi:+.3g}" if scale.diverging else
-                                                             f"{scale.hi:.3g}")
-    ticks = [lo, "0", hi] if scale.diverging else [lo, hi]
-    return (f"<div class='ig-meta'>{html.escape(scale.label)}</div>"
-            f"<div class='ig-strip' role='img' aria-label='colour scale: {html.escape(scale.name)}' "
-            f"style='background:linear-gradient(to right,{stops})'></div>"
-            f"<div class='ig-ticks'>{''.join(f'<span>{html.escape(t)}</span>' for t in ticks)}</div>"
-            f"<div class='ig-meta'>{html.escape(scale.note)}</div>")
-
-
-def image_html_fragment(ex: "ImageExplanation", *, reduce: str = "sum", sign: str = "both", clip: float = 99.0,
-                        alpha: float = 0.8, header: bool = True) -> str:
-    """One image explanation as an HTML fragment that carries its own ``<style>``.
-
-    The image beside the overlay (same size), under the overlay its colour legend with the
-    clipping stated, then (with ``header``) the top classes, the explained class and the
-    accuracy line. A report that states the prediction and the accuracy itself passes
-    ``header=False``. All text is escaped.
-    """
-    pixels = ex.pixel_map(reduce)
-    scale = colour_scale(pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha,
-                         output=f"the logit of {ex.target_name!r}")
-    tinted = overlay(ex.image, pixels, reduce=reduce, sign=sign, clip=clip, alpha=alpha)
-    photo = np.round(_rgb(ex.image) * 255.0).astype(np.uint8)
-
-    def img(rgb: np.ndarray, alt: str) -> str:
-        return f"<img src='data:image/png;base64,{base64.b64encode(png_bytes(rgb)).decode('ascii')}' alt='{alt}'>"
-
-    named = "image" if ex.source == "tensor" else f"image ({ex.source})"
-    pictures = (f"<div class='ig-pair'><figure>{img(photo, 'image')}<figcaption>{html.escape(named)}"
-                f"</figcaption></figure><figure>{img(tinted, 'attribution overlay')}<figcaption>"
-                f"{legend_html(scale)}</figcaption></figure></div>")
-    if not header:
-        return f"<style>{_CSS}</style><div class='ig-card'>{pictures}</div>"
-    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(n)}</td><td>{p:.1%}</td></tr>" for n, p in ex.top)
-    return (
-        f"<style>{_CSS}</style><div class='ig-card'>"
-        f"<div class='ig-meta'>explained class: <b>{html.escape(ex.target_name)}</b> "
-        f"(p = {ex.target_probability:.1%}) · baseline {html.escape(ex.baseline)} · F(x) = {ex.f_x:.4f}, "
-        f"F(baseline) = {ex.f_baseline:.4f}</div>{pictures}"
-        f"<div class='ig-meta'>{html.escape(ex.accuracy)} (δ = {ex.delta:+.2e})</div>"
-        f"<table class='ig-tok'><tr><th>class</th><th>probability</th></tr>{rows}</table></div>"
-    )
-
-
-# ---------------------------------------------------------------------------- figures
-def plot_overlay(image: Any, pixels: Any, *, title: str | None = None, reduce: str = "sum", sign: str = "both",
-                 clip: float = 99.0, alpha: float = 0.8, output: str = _OUTPUT):
-    """A matplotlib ``Figure``: the image beside the overlay, and a labelled colour bar.
-
-    The two panels have the same size; the colour bar under the overlay is in attribution
-    units (symmetric about 0 for a signed map, from 0 for positive-only, negative-only and
-    magnitude views) and its label says what the colour means and where the map was clipped
-    (:func:`colour_scale`). Save it with ``fig.savefig("why.png")``. Needs matplotlib
-    (``pip install 'integrad[viz]'``).
-
-    Parameters
-    ----------
-    image, pixels, reduce, sign, clip, alpha, output
-        As in :func:`overlay` and :func:`colour_scale`.
-    title : str, optional
-        Above both panels, e.g. the class and the accuracy line.
-    """
-    return _plot(image, {"attribution": pixels}, title, (9.0, 5.8), 80,
-                 dict(reduce=reduce, sign=sign, clip=clip, alpha=alpha), output)
-
-
-def plot_baselines(image: Any, maps: Mapping[str, Any], *, title: str | None = None, reduce: str = "sum",
-                   sign: str = "both", clip: float = 99.0, alpha: float = 0.8, output: str = _OUTPUT):
-    """Side by side: the image, then one overlay per map (``{"black": map, ...}``), all the same size.
-
-    Each overlay has its own labelled colour bar: baselines (or methods) change
-    ``F(x) - F(baseline)`` and so the size of the attributions; compare where the colour is,
-    and read magnitudes off the bars.
-    """
-    if not isinstance(maps, Mapping) or not maps:
-        raise ValueError("maps: expected a non-empty mapping of name to (H, W) map")
-    return _plot(image, maps, title, (3.3 * (len(maps) + 1), 4.6), 48,
-                 dict(reduce=reduce, sign=sign, clip=clip, alpha=alpha), output)
-
-
-def _plot(image: Any, maps: Mapping[str, Any], title: str | None, size: tuple[float, float], width: int,
-          view: dict, output: str):
-    """The image and one overlay per map in a row of equal panels, a colour bar under each overlay."""
-    scales = [colour_scale(m, output=output, **view) for m in maps.values()]  # bad options fail before drawing
-    fig = _figure(size)
-    grid = fig.add_gridspec(2, len(maps) + 1, height_ratios=[1.0, 0.045])
-    panels = [fig.add_subplot(grid[0, i]) for i in range(len(maps) + 1)]
-    panels[0].imshow(_rgb(image))
-    panels[0].set_title("image", fontsize=10)
-    for i, ((name, m), scale) in enumerate(zip(maps.items(), scales), start=1):
-        panels[i].imshow(overlay(image, m, **view))
-        panels[i].set_title(str(name), fontsize=10)
-        _colourbar(fig, fig.add_subplot(grid[1, i]), scale, width)
-    for ax in panels:
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def _figure(size: tuple[float, float]):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("drawing figures needs matplotlib; pip install 'integrad[viz]'") from None
-    # a bare Figure, not pyplot: no global figure registry, no GUI backend
-    return Figure(figsize=size, layout="constrained")
-
-
-def _colourbar(fig, cax, scale: ColourScale, width: int) -> None:
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import LinearSegmentedColormap, Normalize
-
-    cmap = LinearSegmentedColormap.from_list(scale.name, list(scale.stops))
-    bar = fig.colorbar(ScalarMappable(Normalize(scale.lo, scale.hi), cmap), cax=cax, orientation="horizontal",
-                       extend=scale.extend)
-    ticks = [scale.lo, 0.0, scale.hi] if scale.diverging else [0.0, scale.hi]
-    bar.set_ticks(ticks, labels=[f"{v:+.3g}" if v and scale.diverging else f"{v:.3g}" for v in ticks])
-    bar.ax.tick_params(labelsize=7)
-    bar.set_label("\n".join(textwrap.wrap(scale.label, width) + textwrap.wrap(scale.note, width)), fontsize=7)
 
 
 # ---------------------------------------------------------------------------- inputs
