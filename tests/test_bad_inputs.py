@@ -207,3 +207,34 @@ def test_every_explanation_json_names_the_integrad_version(tmp_path):
 
     codes = explain_row(load_tabular_model("german-credit"), 0, n_steps=8)
     assert json.loads(json.dumps(codes.to_dict()))["integrad_version"] == integrad.__version__
+
+
+def test_model_whose_rows_interact_is_refused():
+    with pytest.raises(ValueError, match=r"^model: rows of a batch interact .* alone but .* in a batch"):
+        integrad.integrated_gradients(lambda z: (z - z.mean(0)).sum(1), randn(0, 3, 4))
+    with pytest.raises(ValueError, match=r"^model: rows of a batch interact"):  # one example: next to its baseline
+        integrad.integrated_gradients(lambda z: (z - z.mean(0)).sum(1), randn(0, 1, 4), baseline=randn(1, 1, 4))
+
+
+def test_row_independence_is_probed_once_per_model():
+    from conftest import Counting
+
+    counted = Counting(net())
+    integrad.integrated_gradients(counted, randn(0, 3, 4), n_steps=4)
+    first = counted.calls
+    counted.calls = 0
+    integrad.integrated_gradients(counted, randn(1, 3, 4), n_steps=4)
+    assert counted.calls == first - 2  # the probe's two forwards, not repeated
+
+
+def test_expected_gradients_row_refuses_quadrature_options():
+    from integrad.tabular import explain_row, load_tabular_model
+
+    with pytest.raises(ValueError, match=r"expected_gradients' takes n_samples=, not n_steps= or rtol="):
+        explain_row(load_tabular_model("german-credit"), 0, method="expected_gradients", n_steps=8)
+
+
+def test_piecewise_with_n_steps_is_refused_naming_both():
+    with pytest.raises(ValueError, match=r"method='piecewise' .* drop rtol=None and n_steps=8"):
+        integrad.integrated_gradients(mlp([4, 8, 1], act=torch.nn.ReLU), randn(0, 2, 4), method="piecewise",
+                                      n_steps=8)

@@ -299,8 +299,8 @@ def explain_row(
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
                          n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described},
                          error=res.error, converged=res.converged)
-    features = tuple(Reason(col, _plain(raw.get(col)), float(attr[0, idx].sum()),
-                            None if err is None else float(err[0, idx].sum()))
+    a, e = attr[0].cpu().numpy(), None if err is None else err[0].cpu().numpy()  # NumPy: cheap per-column sums
+    features = tuple(Reason(col, _plain(raw.get(col)), float(a[idx].sum()), None if e is None else float(e[idx].sum()))
                      for col, idx in ad.groups(x.shape[1], raw).items())
     toward = tuple(sorted((r for r in features if r.attribution > 0), key=lambda r: -r.attribution)[:k])
     against = tuple(sorted((r for r in features if r.attribution < 0), key=lambda r: r.attribution)[:k])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from typing import Any
 
 import torch
@@ -20,6 +21,9 @@ import torch
 from ..core import checks as C
 from ..core.chunking import PROBE_BYTES, PROBE_ROWS, SMALL_BYTES, rows_for
 from .torch_hooks import Layers, LayerTap, ModelGuard, NeuronTap
+
+# models (weakly held) and the input signatures whose rows were found not to interact
+_INDEPENDENT: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()
 
 __all__ = ["TorchModel", "SavedBytes", "as_dtype"]
 
@@ -171,8 +175,17 @@ class TorchModel:
         integrad puts many path points of many examples in one batch, so such a model (batch
         statistics, ``x - x.mean(0)``, ...) would give attributions that depend on how rows are
         grouped, with a perfect-looking completeness gap. One row is evaluated alone and next
-        to ``other`` (two no-grad forward passes of one and two rows).
+        to ``other`` (two no-grad forward passes of one and two rows), once per model and
+        input signature: explaining row after row does not repeat it.
         """
+        key = (tuple((tuple(x.shape[1:]), x.dtype) for x in first), len(self.fwd_args), tuple(self.fwd_kwargs),
+               self.layers is not None, self.neuron is not None)
+        try:
+            seen = _INDEPENDENT.setdefault(self.model, set())
+        except TypeError:  # not weakly referable: check every time
+            seen = set()
+        if key in seen:
+            return
         e = torch.tensor(examples, device=first[0].device)
         with torch.no_grad():
             alone = self._select(self._forward(first, e[:1])[0], e[:1]).double()
@@ -188,6 +201,7 @@ class TorchModel:
                 "row (batch statistics such as BatchNorm in training mode, x - x.mean(0), attention across the "
                 "batch, ...). integrad evaluates many path points in one batch, so the attributions would depend "
                 "on the grouping; make the model treat rows independently (e.g. model.eval())")
+        seen.add(key)
 
     def _select(self, out, example) -> torch.Tensor:
         if self.neuron is None:
