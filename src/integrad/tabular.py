@@ -151,10 +151,12 @@ class ReasonCodes(OneExample):
                 f"<body>{self._repr_html_()}</body></html>")
 
     def _repr_html_(self) -> str:
+        from .viz._text import NEGATIVE_HEX, POSITIVE_HEX
+
         scale = max((abs(r.attribution) for r in self.features), default=0.0) or 1.0
         rows = []
         for r in sorted(self.features, key=lambda r: -abs(r.attribution)):
-            colour = "#2a9d8f" if r.attribution > 0 else "#e76f51"
+            colour = POSITIVE_HEX if r.attribution > 0 else NEGATIVE_HEX
             bar = (f"<div style='background:{colour};height:0.8em;"
                    f"width:{100 * abs(r.attribution) / scale:.1f}px'></div>")
             rows.append(f"<tr><td>{html.escape(r.feature)}</td><td>{html.escape(_fmt_value(r.value))}</td>"
@@ -162,13 +164,15 @@ class ReasonCodes(OneExample):
                         f"{'' if r.stderr is None else f' ± {r.stderr:.4f}'}</td><td>{bar}</td></tr>")
         caption = html.escape(f"{self.model}: predicted {self.label}; P({self.target}) = {self.target_probability:.3f}; "
                               f"F(x) = {self.f_x:.4f}, F(baseline) = {self.f_baseline:.4f} ({self.baseline}), "
-                              f"completeness gap {self.delta:.2e}; {self.accuracy}")
+                              f"δ = {self.delta:+.2e}; {self.accuracy}")
         return (f"<table><caption>{caption}</caption><tr><th>feature</th><th>value</th>"
                 f"<th>attribution to {html.escape(self.target)}</th><th></th></tr>{''.join(rows)}</table>")
 
     def to_png(self, path: Any, *, max_features: int = 12, dpi: int = 120) -> None:
         """Horizontal bar chart of the largest attributions (the rest summed in one bar)."""
         from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+
+        from .viz._text import NEGATIVE_HEX, POSITIVE_HEX
 
         ranked = sorted(self.features, key=lambda r: -abs(r.attribution))
         shown, rest = ranked[:max_features], ranked[max_features:]
@@ -180,13 +184,13 @@ class ReasonCodes(OneExample):
         fig = Figure(figsize=(9, 0.4 * len(values) + 1.6))
         ax = fig.subplots()
         pos = list(range(len(values)))[::-1]
-        ax.barh(pos, values, color=["#2a9d8f" if v > 0 else "#e76f51" for v in values])
+        ax.barh(pos, values, color=[POSITIVE_HEX if v > 0 else NEGATIVE_HEX for v in values])
         ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names], fontsize=8)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(f"attribution to the logit of {self.target!r}")
         ax.set_title(f"{self.model}: predicted {self.label}, P({self.target}) = {self.target_probability:.3f}\n"
-                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, completeness gap "
-                     f"{self.delta:.1e}\n{self.accuracy}\nbaseline: {self.baseline}", fontsize=9)
+                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
+                     f"{self.accuracy}\nbaseline: {self.baseline}", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
 

@@ -110,6 +110,8 @@ class TextExplanation(OneExample):
         Texts of more than ``max_words`` words show their ``max_words`` largest, still in
         reading order, and one bar for the sum of the rest.
         """
+        from .viz._text import NEGATIVE_HEX, POSITIVE_HEX
+
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
             raise ValueError(f"max_words: expected an int >= 1; got {max_words!r}")
         from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
@@ -124,13 +126,13 @@ class TextExplanation(OneExample):
         fig = Figure(figsize=(8, 0.3 * len(values) + 1.8))
         ax = fig.subplots()
         pos = list(range(len(values)))[::-1]
-        ax.barh(pos, values, color=["#2a9d8f" if v > 0 else "#e76f51" for v in values])
+        ax.barh(pos, values, color=[POSITIVE_HEX if v > 0 else NEGATIVE_HEX for v in values])
         ax.set_yticks(pos, [n if len(n) <= 40 else n[:37] + "..." for n in names], fontsize=8)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(f"attribution to the logit of {self.target!r}")
         ax.set_title(f"predicted {self.label} ({self.probability:.1%}); explained: {self.target}\n"
-                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, completeness gap "
-                     f"{self.delta:.1e}\n{self.accuracy}", fontsize=9)
+                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
+                     f"{self.accuracy}", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
 

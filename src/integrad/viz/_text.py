@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 POSITIVE = (230, 97, 1)  # orange, #e66101
 NEGATIVE = (67, 147, 195)  # blue, #4393c3; as light as the orange, so black text reads on both
+POSITIVE_HEX, NEGATIVE_HEX = "#e66101", "#4393c3"  # the same, for bar charts
 
 # What every fragment needs, shipped inside it: a notebook shows a fragment without any page.
 CARD_CSS = """
