@@ -51,6 +51,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from .baselines import averaged
@@ -268,7 +269,9 @@ def explain_row(
     n_reference = n_reference if n_reference is not None else (None if eg else 128)
     ad = _adapt(model, row)
     raw = _raw_row(model, row)
-    x = ad.encode([raw])
+    # a row of a TabularModel's own table is already encoded (the same numbers, cached)
+    x = model.encoded_rows()[row:row + 1] if isinstance(model, TabularModel) and isinstance(row, int) \
+        else ad.encode([raw])
     base, described = _baselines(ad, model, baseline, reference, n_reference, seed, x)
     with torch.no_grad():
         out = ad.module(x)
@@ -303,9 +306,14 @@ def explain_row(
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
                          n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described},
                          error=res.error, converged=res.converged)
-    a, e = attr[0].cpu().numpy(), None if err is None else err[0].cpu().numpy()  # NumPy: cheap per-column sums
-    features = tuple(Reason(col, _plain(raw.get(col)), float(a[idx].sum()), None if e is None else float(e[idx].sum()))
-                     for col, idx in ad.groups(x.shape[1], raw).items())
+    groups = ad.groups(x.shape[1], raw)
+    column = np.zeros(x.shape[1], dtype=np.int64)  # each encoded feature's original column
+    for j, idx in enumerate(groups.values()):
+        column[idx] = j
+    sums = np.bincount(column, weights=attr[0].cpu().numpy(), minlength=len(groups)).tolist()
+    errs = [None] * len(groups) if err is None else \
+        np.bincount(column, weights=err[0].cpu().numpy(), minlength=len(groups)).tolist()
+    features = tuple(Reason(col, _plain(raw.get(col)), s, e) for col, s, e in zip(groups, sums, errs))
     toward = tuple(sorted((r for r in features if r.attribution > 0), key=lambda r: -r.attribution)[:k])
     against = tuple(sorted((r for r in features if r.attribution < 0), key=lambda r: r.attribution)[:k])
     return ReasonCodes(model=ad.name, target=target_name, label=label, probability=label_prob,

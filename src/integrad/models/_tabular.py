@@ -288,17 +288,27 @@ class TabularModel:
         return self.encoded_train().index_select(0, order[:n])
 
     def encoded_train(self) -> torch.Tensor:
-        """Every training row, encoded once and kept (encoding is per-row Python; explain_row needs them
-        on every call)."""
+        """Every training row, encoded (explain_row draws its baselines from them on every call)."""
+        rows = self.encoded_rows()
+        cached = _TRAIN.get(self)
+        if cached is None or cached.dtype != rows.dtype:
+            cached = rows.index_select(0, torch.as_tensor(self.train_index))
+            _TRAIN[self] = cached
+        return cached
+
+    def encoded_rows(self) -> torch.Tensor:
+        """Every row of the table, encoded once and kept: encoding is per-row Python, and
+        explain_row(model, i) needs row i and the training rows on every call."""
         dtype = next(self.model.parameters()).dtype
         cached = _ENCODED.get(self)
         if cached is None or cached.dtype != dtype:
-            cached = self.encode([self.data[i] for i in self.train_index])
+            cached = self.encode(list(self.data))
             _ENCODED[self] = cached
         return cached
 
 
 _ENCODED: "weakref.WeakKeyDictionary[TabularModel, torch.Tensor]" = weakref.WeakKeyDictionary()
+_TRAIN: "weakref.WeakKeyDictionary[TabularModel, torch.Tensor]" = weakref.WeakKeyDictionary()
 
 
 def load_dataset(name: str) -> tuple[list[dict[str, Any]], list[str]]:
