@@ -20,15 +20,18 @@ from typing import Iterator
 #   that stay cache-resident: a 30-256-256 MLP ran 1.4x slower in one 6 MiB block than in
 #   0.8 MiB ones;
 # - heavy rows (convolutions, attention) get blocks near _TARGET_SAVED_BYTES: larger ones
-#   fault fresh pages on every block, smaller ones starve the kernels (CNN: 1.7x slower at
-#   1 row, 1.7x at 400 rows, flat from 16 to 100), but never fewer than _MIN_ROWS unless
-#   max_memory says so (EfficientNet-Lite0 at 224 px: 67 s at 1 row per block, 15 s at 16).
+#   fault fresh pages on every block, smaller ones starve the kernels, but never fewer than
+#   _MIN_ROWS unless max_memory says so (EfficientNet-Lite0 at 224 px: 67 s at 1 row per
+#   block, 15 s at 16). Measured 2026-12-02 (bench_core.py --sweep-target, bench_text_blocks.py):
+#   CNN (1.7 MiB/row) flat from 42 to 167 MiB per block, 1.45x slower at 334 MiB; transformer
+#   (1.3 MiB/row) best at 126 MiB, 1.15x slower at 40 MiB; MiniLM sentiment (1.45 MiB/row,
+#   16 tokens) 1.02x at 93 MiB and 1.00x at 186 MiB against 1.12x at 48 MiB, the old target.
 SMALL_BYTES = 64 << 10
 PROBE_ROWS = 256
 PROBE_BYTES = 1 << 20
 _CACHE_BYTES = 1 << 20
 _MIN_CACHE_ROWS = 256
-_TARGET_SAVED_BYTES = 48 << 20
+_TARGET_SAVED_BYTES = 96 << 20
 _MIN_ROWS = 8
 
 
