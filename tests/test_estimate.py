@@ -93,3 +93,10 @@ def test_accuracy_line_verdicts():
     assert "within 1%" in accuracy_line(0.004, 0.001, fixed)
     assert "more than 1%: rtol=0.01 reaches it, or about n_steps=200" in accuracy_line(0.04, 0.001, fixed)
     assert "lower rtol" in accuracy_line(0.04, 0.001, {"method": "adaptive", "rtol": 0.1})
+
+
+def test_sampled_methods_verdict_asks_for_more_samples():
+    from integrad.core.result import accuracy_line
+
+    line = accuracy_line(0.3, 0.1, {"method": "gausslegendre", "n_steps": 16, "smoothgrad": {"n_samples": 8}})
+    assert "more samples" in line and "n_steps" not in line

@@ -248,7 +248,9 @@ def accuracy_line(error: float, relative_delta: float, settings: Mapping[str, An
     if error <= ACCURATE:
         return f"estimated error {_pct(error)} (within {ACCURATE:.0%}); {gap}"
     n = settings.get("n_steps")
-    if settings.get("rtol") is not None:
+    if settings.get("smoothgrad") or settings.get("method") == "expected_gradients":
+        hint = "use more samples: the standard error falls like 1/sqrt(n_samples)"
+    elif settings.get("rtol") is not None:
         hint = "raise max_evals or lower rtol"
     elif n:
         # fixed rules converge like 1/n on ReLU networks, the slowest case: a safe guess
