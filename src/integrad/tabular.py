@@ -171,9 +171,7 @@ class ReasonCodes(OneExample):
 
     def to_png(self, path: Any, *, max_features: int = 12, dpi: int = 120) -> None:
         """Horizontal bar chart of the largest attributions (the rest summed in one bar)."""
-        from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
-
-        from .viz._text import NEGATIVE_HEX, POSITIVE_HEX
+        from .viz._bars import save_bars
 
         ranked = sorted(self.features, key=lambda r: -abs(r.attribution))
         shown, rest = ranked[:max_features], ranked[max_features:]
@@ -182,18 +180,11 @@ class ReasonCodes(OneExample):
         if rest:
             names.append(f"({len(rest)} other features)")
             values.append(sum(r.attribution for r in rest))
-        fig = Figure(figsize=(9, 0.4 * len(values) + 1.6))
-        ax = fig.subplots()
-        pos = list(range(len(values)))[::-1]
-        ax.barh(pos, values, color=[POSITIVE_HEX if v > 0 else NEGATIVE_HEX for v in values])
-        ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names], fontsize=8)
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"attribution to the logit of {self.target!r}")
-        ax.set_title(f"{self.model}: predicted {self.label}, P({self.target}) = {self.target_probability:.3f}\n"
-                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
-                     f"{self.accuracy}\nbaseline: {self.baseline}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        save_bars(path, names, values, xlabel=f"attribution to the logit of {self.target!r}",
+                  title=f"{self.model}: predicted {self.label}, P({self.target}) = {self.target_probability:.3f}\n"
+                        f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
+                        f"{self.accuracy}\nbaseline: {self.baseline}", width=9, row_height=0.4, max_label=60,
+                  dpi=dpi)
 
 
 def explain_row(

@@ -110,12 +110,10 @@ class TextExplanation(OneExample):
         Texts of more than ``max_words`` words show their ``max_words`` largest, still in
         reading order, and one bar for the sum of the rest.
         """
-        from .viz._text import NEGATIVE_HEX, POSITIVE_HEX
+        from .viz._bars import save_bars
 
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
             raise ValueError(f"max_words: expected an int >= 1; got {max_words!r}")
-        from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
-
         keep = set(sorted(range(len(self.words)), key=lambda i: -abs(self.words[i].attribution))[:max_words])
         names = [self.words[i].text for i in sorted(keep)]
         values = [self.words[i].attribution for i in sorted(keep)]
@@ -123,18 +121,10 @@ class TextExplanation(OneExample):
         if rest:
             names.append(f"({len(rest)} other words)")
             values.append(sum(rest))
-        fig = Figure(figsize=(8, 0.3 * len(values) + 1.8))
-        ax = fig.subplots()
-        pos = list(range(len(values)))[::-1]
-        ax.barh(pos, values, color=[POSITIVE_HEX if v > 0 else NEGATIVE_HEX for v in values])
-        ax.set_yticks(pos, [n if len(n) <= 40 else n[:37] + "..." for n in names], fontsize=8)
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"attribution to the logit of {self.target!r}")
-        ax.set_title(f"predicted {self.label} ({self.probability:.1%}); explained: {self.target}\n"
-                     f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
-                     f"{self.accuracy}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        save_bars(path, names, values, xlabel=f"attribution to the logit of {self.target!r}",
+                  title=f"predicted {self.label} ({self.probability:.1%}); explained: {self.target}\n"
+                        f"F(x) = {self.f_x:.3f}, F(baseline) = {self.f_baseline:.3f}, δ = {self.delta:+.1e}\n"
+                        f"{self.accuracy}", width=8, row_height=0.3, max_label=40, dpi=dpi)
 
     def _repr_html_(self) -> str:
         from .viz import text_html_fragment
