@@ -193,3 +193,18 @@ def test_text_png_is_written_and_max_words_checked(explanations, tmp_path):
     assert Image.open(tmp_path / "t.png").format == "PNG"
     with pytest.raises(ValueError, match=r"max_words: expected an int >= 1; got 0"):
         ex.to_png(tmp_path / "u.png", max_words=0)
+
+
+def test_to_dict_is_standard_json_for_exact_results():
+    import json
+
+    import torch
+
+    from integrad.image import explain_image
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 3)).double().eval()
+    ex = explain_image(net, torch.rand(3, 8, 8, dtype=torch.float64), method="piecewise")
+    d = ex.to_dict()
+    assert d["error"] is None and ex.accuracy.startswith("exact")
+    json.dumps(d, allow_nan=False)  # no NaN or Infinity in the output

@@ -237,7 +237,7 @@ def test_explanation_renders_html_png_and_json(tmp_path):
     ex.to_png(tmp_path / "x.png")
     assert Image.open(tmp_path / "x.png").format == "PNG"
     d = json.loads(json.dumps(ex.to_dict()))
-    assert d["target"]["class"] == "<b>cat</b>" and len(d["top"]) == 4 and "integrad_version" in d
+    assert d["target"]["label"] == "<b>cat</b>" and len(d["top"]) == 4 and "integrad_version" in d
 
 
 # ---------------------------------------------------------------------------- hostile input

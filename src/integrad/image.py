@@ -57,7 +57,6 @@ from .core import checks as C
 from . import baselines as B
 from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
-from . import __version__
 from .core.result import Attribution, OneExample, pick_rows
 from .models._imagenet import IMAGE_SIZE, SAMPLES, load_sample, prepare_image
 
@@ -155,20 +154,12 @@ class ImageExplanation(OneExample):
 
         The attributions are too big for JSON: ``attributions_shape`` gives their shape, and
         ``attributions_file`` names the :meth:`save` file where the CLI wrote one (``--save``).
-        ``target["class"]`` is the old name of ``target["label"]``.
         """
-        return {
-            "model": self.result.settings.get("model"), "source": self.source,
-            "target": {"index": self.target, "label": self.target_name, "class": self.target_name,
-                       "probability": self.target_probability},
-            "prediction": {"label": self.label, "probability": self.probability},
-            "top": [{"label": n, "probability": p} for n, p in self.top],
-            "baseline": self.baseline,
-            "attributions_shape": list(self.attributions.shape), "attributions_file": None,
-            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
-            "n_evals": int(self.result.n_evals.sum()),
-            "settings": dict(self.result.settings), "integrad_version": __version__,
+        return self._common_dict(
+            model=self.result.settings.get("model"), baseline=self.baseline, prediction=(self.label, self.probability),
+            target=(self.target, self.target_name, self.target_probability)) | {
+            "source": self.source, "top": [{"label": n, "probability": p} for n, p in self.top],
+            "attributions_shape": list(self.attributions.shape),
         }
 
     def to_html(self) -> str:

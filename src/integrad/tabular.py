@@ -57,7 +57,6 @@ import torch
 from .baselines import averaged
 from .methods.expected import expected_gradients
 from .methods.ig import integration
-from . import __version__
 from .core.result import Attribution, OneExample
 from .models._tabular import TabularEncoder, TabularModel, load_tabular_model
 
@@ -131,18 +130,11 @@ class ReasonCodes(OneExample):
         """
         item = lambda r: {"feature": r.feature, "value": r.value, "attribution": r.attribution} | (
             {} if r.stderr is None else {"stderr": r.stderr})
-        return {
-            "model": self.model,
-            "target": {"index": self.result.settings.get("target"), "label": self.target,
-                       "probability": self.target_probability},
-            "prediction": {"label": self.label, "probability": self.probability},
-            "baseline": self.baseline,
+        return self._common_dict(
+            model=self.model, baseline=self.baseline, prediction=(self.label, self.probability),
+            target=(self.result.settings.get("target"), self.target, self.target_probability)) | {
             "toward": [item(r) for r in self.toward], "against": [item(r) for r in self.against],
             "features": [item(r) for r in self.features],
-            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
-            "n_evals": int(self.result.n_evals.sum()), "attributions_file": None,
-            "settings": dict(self.result.settings), "integrad_version": __version__,
         }
 
     def to_html(self) -> str:

@@ -21,7 +21,6 @@ import torch
 
 from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
-from . import __version__
 from .core.result import Attribution, OneExample, pick_rows
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
@@ -83,19 +82,14 @@ class TextExplanation(OneExample):
         """
         span = lambda s: {"text": s.text, "attribution": s.attribution}
         settings = self.result.settings
-        return {
-            "model": settings.get("model"), "text": self.text,
-            "target": {"index": settings.get("target"), "label": self.target,
-                       "probability": self.probability if self.target == self.label else None},
-            "prediction": {"label": self.label, "probability": self.probability},
-            "baseline": settings.get("baseline"),
+        return self._common_dict(
+            model=settings.get("model"), baseline=settings.get("baseline"),
+            target=(settings.get("target"), self.target, self.probability if self.target == self.label else None),
+            prediction=(self.label, self.probability)) | {
+            "text": self.text,
             "tokens": [span(t) | {"special": t.special} for t in self.tokens],
             "words": [span(w) for w in self.words],
             "special_tokens": [span(t) for t in self.special_tokens],
-            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
-            "relative_delta": self.relative_delta, "error": self.error, "accuracy": self.accuracy,
-            "n_evals": int(self.result.n_evals.sum()), "attributions_file": None,
-            "settings": dict(settings), "integrad_version": __version__,
         }
 
     def to_html(self) -> str:

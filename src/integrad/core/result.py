@@ -224,6 +224,27 @@ class OneExample:
         """One line on how far to trust the attributions: the error estimate and the gap, and a verdict."""
         return accuracy_line(self.error, self.relative_delta, self.result.settings)
 
+    def _common_dict(self, *, model: Any, target: tuple[Any, str, float | None], prediction: tuple[str, float],
+                     baseline: Any) -> dict[str, Any]:
+        """The keys every explanation's ``to_dict`` has, in one vocabulary.
+
+        Numbers JSON cannot hold (NaN: no estimate for exact results; Inf: a zero
+        ``F(x) - F(baseline)``) become None, so ``json.dumps`` writes standard JSON.
+        """
+        from .. import __version__
+
+        index, label, probability = target
+        return {
+            "model": model,
+            "target": {"index": index, "label": label, "probability": probability},
+            "prediction": {"label": prediction[0], "probability": prediction[1]},
+            "baseline": baseline,
+            "f_x": self.f_x, "f_baseline": self.f_baseline, "delta": self.delta,
+            "relative_delta": _json_number(self.relative_delta), "error": _json_number(self.error),
+            "accuracy": self.accuracy, "n_evals": int(self.result.n_evals.sum()), "attributions_file": None,
+            "settings": dict(self.result.settings), "integrad_version": __version__,
+        }
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the result as safetensors (:meth:`Attribution.save`); ``Attribution.load`` reads it.
 
@@ -234,6 +255,10 @@ class OneExample:
 
         summary = {k: v for k, v in self.to_dict().items() if k != "settings"}
         replace(self.result, settings=dict(self.result.settings) | {"explanation": summary}).save(path)
+
+
+def _json_number(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 ACCURATE = 0.01  # the per-feature relative error the verdicts call accurate
