@@ -83,6 +83,10 @@ def test_label_name_target_equals_index():
     by_index = explain_text(model, tok, "great film", target=0, n_steps=8)
     assert by_name.target == "NEGATIVE"
     assert [t.attribution for t in by_name.tokens] == [t.attribution for t in by_index.tokens]
+    other = explain_text(model, tok, "great film", target=1, n_steps=8)
+    # two labels: the target's probability is the prediction's or its complement, whichever is asked
+    assert by_name.target_probability + other.target_probability == pytest.approx(1.0)
+    assert by_name.to_dict()["target"]["probability"] == pytest.approx(by_name.target_probability)
 
 
 @pytest.mark.parametrize("baseline", ["pad", "mask", "unk", "zero", 0, "tensor"])

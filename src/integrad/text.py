@@ -21,7 +21,7 @@ import torch
 
 from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
-from .core.result import Attribution, OneExample, pick_rows
+from .core.result import Attribution, OneExample, _json_number, pick_rows
 
 __all__ = ["Span", "TextExplanation", "explain_text", "merge_subwords", "load_text_model"]
 
@@ -59,6 +59,8 @@ class TextExplanation(OneExample):
         Non-special tokens merged into words (subword scores summed).
     result : Attribution
         The underlying result for this text (attributions of shape (1, tokens, dim)).
+    target_probability : float
+        The model's probability of ``target``.
     """
 
     text: str
@@ -68,6 +70,7 @@ class TextExplanation(OneExample):
     tokens: list[Span]
     words: list[Span]
     result: Attribution = field(repr=False)
+    target_probability: float = float("nan")
 
     @property
     def special_tokens(self) -> list[Span]:
@@ -76,15 +79,13 @@ class TextExplanation(OneExample):
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, with the keys every explanation's ``to_dict`` has.
 
-        ``target["probability"]`` is None when the target is not the prediction (only the
-        predicted label's probability is kept); ``model`` is the settings' ``"model"`` entry,
-        which the CLI fills in.
+        ``model`` is the settings' ``"model"`` entry, which the CLI fills in.
         """
         span = lambda s: {"text": s.text, "attribution": s.attribution}
         settings = self.result.settings
         return self._common_dict(
             model=settings.get("model"), baseline=settings.get("baseline"),
-            target=(settings.get("target"), self.target, self.probability if self.target == self.label else None),
+            target=(settings.get("target"), self.target, _json_number(self.target_probability)),
             prediction=(self.label, self.probability)) | {
             "text": self.text,
             "tokens": [span(t) | {"special": t.special} for t in self.tokens],
@@ -231,7 +232,8 @@ def explain_text(
             words = merge_subwords(tokens)
         out.append(TextExplanation(
             text=text, label=labels[int(probs[b].argmax())], probability=float(probs[b].max()),
-            target=labels[targets[b]], tokens=tokens, words=words, result=_row(res, b, _describe(baseline))))
+            target=labels[targets[b]], tokens=tokens, words=words, result=_row(res, b, _describe(baseline)),
+            target_probability=float(probs[b, targets[b]])))
     return out[0] if isinstance(texts, str) else out
 
 
