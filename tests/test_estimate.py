@@ -100,3 +100,11 @@ def test_sampled_methods_verdict_asks_for_more_samples():
 
     line = accuracy_line(0.3, 0.1, {"method": "gausslegendre", "n_steps": 16, "smoothgrad": {"n_samples": 8}})
     assert "more samples" in line and "n_steps" not in line
+
+
+def test_one_node_has_no_estimate_and_says_so():
+    from integrad.core.result import accuracy_line
+
+    res = integrad.integrated_gradients(lambda z: (z ** 2).sum(1), randn(0, 2, 3), n_steps=1)
+    assert torch.isinf(res.error).all()
+    assert accuracy_line(float(res.error[0]), 0.1, res.settings).startswith("error unknown")

@@ -272,6 +272,8 @@ def accuracy_line(error: float, relative_delta: float, settings: Mapping[str, An
         return f"exact (piecewise-linear model); {gap}" if exact else gap
     if error <= ACCURATE:
         return f"estimated error {_pct(error)} (within {ACCURATE:.0%}); {gap}"
+    if math.isinf(error):  # one node: no neighbour to compare the gradient with
+        return f"error unknown (a single node gives no estimate; use n_steps >= 2); {gap}"
     n = settings.get("n_steps")
     if settings.get("smoothgrad") or settings.get("method") == "expected_gradients":
         hint = "use more samples: the standard error falls like 1/sqrt(n_samples)"
