@@ -162,8 +162,10 @@ def test_cli_refuses_unwritable_outputs_before_any_work(argv, flag, tmp_path):
     (dict(baselines=0.0), "did you mean baseline?"),
     (dict(additional_forward_args=()), "did you mean forward_args?"),
     (dict(internal_batch_size=4), "did you mean batch_size?"),
+    (dict(attribute_to_layer_inputs=True), "did you mean layer_input?"),  # Alibi's
+    (dict(target_fn=lambda out: out[:, 0]), "did you mean target \\(a callable\\)?"),  # Alibi's
 ])
-def test_captum_argument_names_get_a_did_you_mean(kw, hint):
+def test_captum_and_alibi_argument_names_get_a_did_you_mean(kw, hint):
     with pytest.raises(TypeError, match=f"unexpected keyword argument .*; {hint}"):
         integrad.integrated_gradients(net(), randn(0, 2, 4), **kw)
 

@@ -26,6 +26,7 @@ _REFERENCE_ROWS = 256
 ALIASES = {"baselines": "baseline", "additional_forward_args": "forward_args", "internal_batch_size": "batch_size",
            "target_fn": "target (a callable)", "steps": "n_steps", "nt_samples": "n_samples",
            "stdevs": "noise (with noise_scale='absolute')", "nt_type": "mode", "attribute_to_layer_input": "layer_input",
+           "attribute_to_layer_inputs": "layer_input",  # Alibi's spelling
            "neuron_selector": "neuron=(module, selector)", "return_convergence_delta": "nothing: delta is always on "
            "the result", "random_seed": "seed"}
 
