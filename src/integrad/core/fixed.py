@@ -36,9 +36,10 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
         ``targets=`` (no target axis)
     trace : Tensor, shape ``(2, P, n, k)`` or ``(2, P, n)``
     extra_values : Tensor ``(m, k)`` or None
-    error : Tensor of float64, shape ``(P, k)`` or ``(P,)``
-        Estimated norm of each row's attribution-vector error (:func:`.estimate.estimate`),
-        for the rule ``method`` whose nodes and weights these are.
+    error : Tensor of float64 on the CPU, shape ``(P, k)`` or ``(P,)``
+        Estimated relative error of each row's attribution vector ``(x - x') * integral``
+        (:func:`.estimate.estimate` over the vector's norm, never below a few units of
+        rounding), for the rule ``method`` whose nodes and weights these are.
     """
     n, P, k = alphas.shape[0], path.rows, model.k
     axis = (k,) if model.targets.many else ()
@@ -63,7 +64,9 @@ def integrate_fixed(model, path, alphas: torch.Tensor, weights: torch.Tensor, ex
     terms = torch.cat([s * d.reshape(d.shape[0], *lead, -1) for s, d in zip(side, path.diffs)], -1)
     size = sum((a.reshape(*a.shape[:1 + len(axis)], -1) * d.reshape(d.shape[0], *lead[1:], -1)).double().square().sum(-1)
                for a, d in zip(acc, path.diffs)).sqrt()
-    return acc, trace, state["extra"], estimate(method, n, terms, rough.total, size)
+    err = estimate(method, n, terms, rough.total, size)
+    rel = torch.where(size > 0, err / size, torch.where(err > 0, torch.inf, 0.0))
+    return acc, trace, state["extra"], rel.clamp_min(4 * torch.finfo(acc[0].dtype).eps).cpu()
 
 
 def explain_non_finite(path, acc, trace, extra) -> None:

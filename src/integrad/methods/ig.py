@@ -239,7 +239,7 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
             raise FloatingPointError("the completeness gap is NaN or Inf; check the model and inputs, or use float64")
         info = {"n_evals": torch.full((job.batch,), n, dtype=torch.int64) if plain
                 else torch.bincount(owner.cpu(), minlength=job.batch) * n,
-                "error": relative_error(err, path, acc)}
+                "error": err}
         if P == job.batch and not m.targets.many:
             cpu = alphas if alphas.device.type == "cpu" else alphas.cpu()
             info |= {"path_alphas": cpu.expand(P, -1).clone(), "path_values": trace[0].cpu(),
@@ -266,19 +266,6 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
     info["n_evals"] = n_evals
     info |= {"path_alphas": alphas, "path_values": trace[0].cpu(), "path_slopes": trace[1].cpu()}
     return rows, info
-
-
-def relative_error(err: torch.Tensor, path, acc: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """A row's estimated error norm over the norm of its attribution vector ``(x - x') * integral``.
-
-    Never below the working precision's rounding (a few units in the last place).
-    """
-    lead = err.dim()
-    sq = sum((a * (d.unsqueeze(1) if lead == 2 else d)).reshape(*err.shape, -1).double().square().sum(-1)
-             for a, d in zip(acc, path.diffs))
-    norm = sq.sqrt().to(err.device)
-    rel = torch.where(norm > 0, err / norm, torch.where(err > 0, torch.inf, 0.0))
-    return rel.clamp_min(4 * torch.finfo(acc[0].dtype).eps).cpu()
 
 
 @functools.lru_cache(maxsize=64)
