@@ -334,3 +334,24 @@ def test_cli_expected_gradients_writes_stderr(tmp_path):
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text())
     assert all("stderr" in f for f in data["features"]) and "±" in done.stdout
+
+
+def test_single_logit_prediction_is_the_forward_pass_on_every_call(credit):
+    """After the first call the prediction comes from F(x) of the attribution run (no extra
+    forward pass); it must be the model's own sigmoid probability and label, row after row."""
+    x = credit.encoded_rows()
+    for row in (3, 4, 3, 7):
+        codes = explain_row(credit, row, n_steps=8)
+        with torch.no_grad():
+            logit = float(credit.model(x[row:row + 1])[0])
+        p = 1.0 / (1.0 + torch.exp(torch.tensor(-logit, dtype=torch.float64)).item())
+        assert codes.target_probability == pytest.approx(p, rel=1e-9)
+        assert codes.label == credit.classes[int(logit > 0)]
+        assert codes.probability == pytest.approx(p if logit > 0 else 1 - p, rel=1e-9)
+
+
+def test_category_values_stay_strings_and_numbers_become_numbers():
+    from integrad.tabular import _plain
+
+    assert [_plain(v) for v in ("A11", "12", "1.5", "-3", "", " 4")] == ["A11", 12, 1.5, -3, "", 4]
+    assert isinstance(_plain(3.0), int) and _plain(2.5) == 2.5 and _plain(None) is None

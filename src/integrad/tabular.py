@@ -48,6 +48,8 @@ logit is attributed unless ``target=`` says otherwise).
 from __future__ import annotations
 
 import html
+import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -256,17 +258,17 @@ def explain_row(
     x = model.encoded_rows()[row:row + 1] if isinstance(model, TabularModel) and isinstance(row, int) \
         else ad.encode([raw])
     base, described = _baselines(ad, model, baseline, reference, n_reference, seed, x)
-    with torch.no_grad():
-        out = ad.module(x)
-    out = out if isinstance(out, torch.Tensor) else getattr(out, "logits", out)
-    logits = out.detach().double().reshape(1, -1)
-    classes = ad.classes(logits.shape[1])
-    if logits.shape[1] == 1:
+    # A single-logit model's prediction is F(x), which the attribution run computes anyway: the
+    # model's forward pass is made here only for models with several logits (the target is the
+    # argmax) and on the first call, which learns the model's output width.
+    width = _WIDTH.get(ad.module)
+    logits = None if width == 1 else _logits(ad.module, x)
+    n_out = width if logits is None else logits.shape[1]
+    classes = ad.classes(n_out)
+    if n_out == 1:
         if target is not None:
             raise ValueError(f"target: the model outputs a single logit (for {classes[1]!r}); leave target=None")
-        t, prob = None, float(torch.sigmoid(logits[0, 0]))
-        target_name, label = classes[1], classes[int(logits[0, 0] > 0)]
-        label_prob = prob if logits[0, 0] > 0 else 1.0 - prob
+        t = None
     else:
         probs = logits.softmax(-1)[0]
         t = int(probs.argmax()) if target is None else target
@@ -282,6 +284,11 @@ def explain_row(
     else:
         res = averaged(ad.module, x, base, target=t, batch_size=batch_size,
                        **integration(method, n_steps, rtol, max_evals, N_STEPS))
+    if n_out == 1:
+        logit = float(res.f_x[0]) if logits is None else float(logits[0, 0])
+        prob = _sigmoid(logit)
+        target_name, label = classes[1], classes[int(logit > 0)]
+        label_prob = prob if logit > 0 else 1.0 - prob
     attr = res.attributions.double()
     err = None if res.stderr is None else res.stderr.double()
     f_x, f_b = res.f_x.double(), res.f_baseline.double()
@@ -289,10 +296,7 @@ def explain_row(
     result = Attribution(attributions=attr, delta=attr.sum(1) - (f_x - f_b), f_x=f_x, f_baseline=f_b,
                          n_evals=res.n_evals, stderr=err, settings=dict(res.settings) | {"baseline": described},
                          error=res.error, converged=res.converged)
-    groups = ad.groups(x.shape[1], raw)
-    column = np.zeros(x.shape[1], dtype=np.int64)  # each encoded feature's original column
-    for j, idx in enumerate(groups.values()):
-        column[idx] = j
+    groups, column = ad.layout(x.shape[1], raw)
     sums = np.bincount(column, weights=attr[0].cpu().numpy(), minlength=len(groups)).tolist()
     errs = [None] * len(groups) if err is None else \
         np.bincount(column, weights=err[0].cpu().numpy(), minlength=len(groups)).tolist()
@@ -305,6 +309,35 @@ def explain_row(
                        feature_names=tuple(ad.feature_names(x.shape[1])))
 
 
+_ADAPTERS: "weakref.WeakKeyDictionary[TabularModel, _Adapter]" = weakref.WeakKeyDictionary()
+_REFERENCE: "weakref.WeakKeyDictionary[TabularModel, dict]" = weakref.WeakKeyDictionary()
+_WIDTH: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
+
+
+def _reference(model: TabularModel, n: int | None, seed: int) -> torch.Tensor:
+    """``model.reference(n, seed=seed)``, drawn once per model and kept (never modified here)."""
+    kept = _REFERENCE.setdefault(model, {})
+    train = model.encoded_train()
+    key = (n, seed)
+    if key not in kept or kept[key][0] is not train:
+        kept[key] = (train, model.reference(n, seed=seed))
+    return kept[key][1]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def _logits(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits for one encoded row, ``(1, n_out)`` in float64; learns ``n_out``."""
+    with torch.no_grad():
+        out = module(x)
+    out = out if isinstance(out, torch.Tensor) else getattr(out, "logits", out)
+    logits = out.detach().double().reshape(1, -1)
+    _WIDTH[module] = logits.shape[1]
+    return logits
+
+
 # ---------------------------------------------------------------------------- adapters
 class _Adapter:
     """The one interface explain_row needs, over the three kinds of model it accepts."""
@@ -312,6 +345,7 @@ class _Adapter:
     def __init__(self, module, encode, columns, groups=None, classes=None, names=None, name="model"):
         self.module, self._encode, self.columns, self.name = module, encode, columns, name
         self._groups, self._classes, self._names = groups, classes, names
+        self._layout: tuple[dict[str, list[int]], np.ndarray] | None = None
 
     def encode(self, rows: list[Mapping[str, Any]]) -> torch.Tensor:
         if self.columns is not None:
@@ -332,6 +366,18 @@ class _Adapter:
                              "model a .groups mapping each column to the indices of its encoded features")
         return {c: [i] for i, c in enumerate(columns)}
 
+    def layout(self, width: int, raw: Mapping[str, Any]) -> tuple[dict[str, list[int]], np.ndarray]:
+        """:meth:`groups`, and each encoded feature's original column index (kept when fixed)."""
+        if self._layout is not None and self._layout[1].shape[0] == width:
+            return self._layout
+        groups = self.groups(width, raw)
+        column = np.zeros(width, dtype=np.int64)
+        for j, idx in enumerate(groups.values()):
+            column[idx] = j
+        if self._groups is not None or self.columns is not None:  # not from the row's own keys
+            self._layout = (groups, column)
+        return groups, column
+
     def feature_names(self, width: int) -> list[str]:
         return list(self._names) if self._names is not None else [f"x{i}" for i in range(width)]
 
@@ -344,9 +390,13 @@ class _Adapter:
 
 
 def _adapt(model: Any, row: Any) -> _Adapter:
-    if isinstance(model, TabularModel):
-        enc = model.encoder
-        return _Adapter(model.model, model.encode, None, enc.groups, model.classes, enc.feature_names, model.name)
+    if isinstance(model, TabularModel):  # fixed: made once per model
+        ad = _ADAPTERS.get(model)
+        if ad is None or ad.module is not model.model:
+            enc = model.encoder
+            ad = _Adapter(model.model, model.encode, None, enc.groups, model.classes, enc.feature_names, model.name)
+            _ADAPTERS[model] = ad
+        return ad
     if isinstance(model, torch.nn.Module):
         names = getattr(model, "feature_names", None)
         if names is None:
@@ -407,7 +457,7 @@ def _baselines(ad, model, baseline, reference, n_reference, seed, x) -> tuple[to
         if baseline == "mean":
             train = model.encoded_train()
             return train.mean(0, keepdim=True), f"mean of {train.shape[0]} training rows"
-        b = model.reference(n_reference, seed=seed)
+        b = _reference(model, n_reference, seed)
         return b, f"reference ({b.shape[0]} training rows, seed {seed})"
     if reference is None:
         raise ValueError(f"reference: baseline={baseline!r} needs rows to draw baselines from for this model; pass "
@@ -421,12 +471,17 @@ def _baselines(ad, model, baseline, reference, n_reference, seed, x) -> tuple[to
     return pool[pick], f"reference ({len(pick)} of {pool.shape[0]} rows, seed {seed})"
 
 
+_NUMBER_START = set("+-.0123456789 \t\nnNiI")  # what float() may parse
+
+
 def _plain(value: Any) -> Any:
     """JSON-friendly raw value: numbers as float (integers as int), the rest as str."""
     if value is None:
         return None
     if isinstance(value, (bool, int, float)):
         return int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(value, str) and value[:1] not in _NUMBER_START:  # a category: no float() attempt
+        return value
     try:
         v = float(value)
         return int(v) if v.is_integer() and "." not in str(value) else v

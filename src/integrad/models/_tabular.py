@@ -27,6 +27,7 @@ torch.Size([2])
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import importlib.util
 import json
@@ -284,8 +285,7 @@ class TabularModel:
 
     def reference(self, n: int | None = 128, *, seed: int = 0) -> torch.Tensor:
         """``n`` encoded training rows drawn without replacement (seeded): the default baselines."""
-        order = torch.randperm(len(self.train_index), generator=torch.Generator().manual_seed(seed))
-        return self.encoded_train().index_select(0, order[:n])
+        return self.encoded_train().index_select(0, _draw(len(self.train_index), seed)[:n])
 
     def encoded_train(self) -> torch.Tensor:
         """Every training row, encoded (explain_row draws its baselines from them on every call)."""
@@ -305,6 +305,12 @@ class TabularModel:
             cached = self.encode(list(self.data))
             _ENCODED[self] = cached
         return cached
+
+
+@functools.lru_cache(maxsize=16)
+def _draw(rows: int, seed: int) -> torch.Tensor:
+    """A seeded permutation of ``range(rows)`` (kept: explain_row draws the same one on every call)."""
+    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed))
 
 
 _ENCODED: "weakref.WeakKeyDictionary[TabularModel, torch.Tensor]" = weakref.WeakKeyDictionary()
