@@ -21,6 +21,7 @@ _LAZY = {
     "integrated_gradients": ".methods.ig",
     "expected_gradients": ".methods.expected",
     "smoothgrad": ".methods.smooth",
+    "blur_ig": ".methods.blur",
     "Attribution": ".core.result",
     "rule": ".core.rules",
     "Rule": ".core.rules",
@@ -32,6 +33,7 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:  # pragma: no cover
     from .core.result import Attribution as Attribution
     from .core.rules import METHODS as METHODS, Rule as Rule, rule as rule
+    from .methods.blur import blur_ig as blur_ig
     from .methods.expected import expected_gradients as expected_gradients
     from .methods.ig import integrated_gradients as integrated_gradients
     from .methods.smooth import smoothgrad as smoothgrad

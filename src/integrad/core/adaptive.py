@@ -113,6 +113,8 @@ def integrate_adaptive(model, path, rtol: float, atol: float, max_evals: int):
         a = torch.tensor([t for _, t in requests], dtype=model.dtype, device=diff.device)
         f, g = model.evaluate(path, example, a)
         f, g = f[:, 0], g[:, 0]
+        if getattr(path, "curved", False):  # a user path: the gradient times the velocity there
+            g = g * path.velocity_at(example, a)
         owner.extend(e for e, _ in requests)
         for e, _ in requests:
             used[e] += 1

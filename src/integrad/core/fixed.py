@@ -82,7 +82,11 @@ def explain_non_finite(path, acc, trace, extra) -> None:
 def _block(model, path, e0, e1, k0, k1, alphas, W, acc, side, rough, trace, extra, state) -> None:
     E, K, k = e1 - e0, k1 - k0, model.k
     axis = (k,) if model.targets.many else ()
-    zs = path.grid(e0, e1, alphas[k0:k1])
+    curved = getattr(path, "curved", False)
+    if curved:  # a user path: each gradient is multiplied by the velocity at its node
+        zs, vs = path.grid_points(e0, e1, alphas[k0:k1])
+    else:
+        zs, vs = path.grid(e0, e1, alphas[k0:k1]), None
     example = path.owner[e0:e1].repeat_interleave(K)
     if extra is not None:
         points, ex = extra
@@ -101,6 +105,9 @@ def _block(model, path, e0, e1, k0, k1, alphas, W, acc, side, rough, trace, extr
     for i, (a, s, d, g) in enumerate(zip(acc, side, path.diffs, grads)):
         # gradients are (rows, k, *features), or (rows, *features) for one target
         g = (g if g.dtype == model.dtype else g.to(model.dtype)).reshape(E, K, -1)
+        if vs is not None:
+            v = vs[i].reshape(E, K, 1, -1)
+            g = (g.view(E, K, k if axis else 1, -1) * v).view(E, K, -1)
         part = a[e0:e1]
         # (J, K) @ (E, K, k*F) -> (E, J, k*F): the rule's weighted sum over this block's nodes
         # (row 0) and the error estimate's (the others)

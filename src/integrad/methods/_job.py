@@ -18,7 +18,7 @@ import torch
 from ..backends.torch import TorchModel, as_dtype
 from ..backends.torch_hooks import Layers
 from ..core import checks as C
-from ..core.paths import StraightLine
+from ..core.paths import CurvedPath, StraightLine
 
 _REFERENCE_ROWS = 256
 
@@ -146,6 +146,29 @@ class Job:
         f_start = f_u if index is None else f_u.index_select(0, index)
         path = StraightLine(st, tuple(e.index_select(0, owner) - s for e, s in zip(ends, st)), owner)
         return path, f_end.index_select(0, owner), f_start
+
+    def curved_path(self, fn: Callable, name: str = "path"):
+        """A user path from each example's baseline to the example (input space, one input tensor).
+
+        Returns ``(path, f_end, f_start)`` like :meth:`paths`, with F at the path's own ends
+        ``z(1)`` (checked to be the input) and ``z(0)`` (the baseline, or wherever the path starts).
+        """
+        if len(self.xs) != 1:
+            raise ValueError(f"{name}: a path takes one input tensor; got {len(self.xs)} inputs")
+        m, B = self.model, self.batch
+        ends = self._input_ends()[0]
+        every = torch.arange(B, device=ends.device)
+        path = CurvedPath(fn, ends, as_dtype(self.baselines[0], m.dtype), every, name)
+        z, _ = path.points(every, torch.tensor([[1.0, 0.0]], dtype=m.dtype, device=ends.device).expand(B, 2))
+        z = z.view(B, 2, *ends.shape[1:])
+        off = float((z[:, 0] - ends).abs().max()) if ends.numel() else 0.0
+        scale = float(ends.abs().max()) if ends.numel() else 0.0
+        tol = (1e-10 if m.dtype == torch.float64 else 1e-5) * max(1.0, scale)
+        if not off <= tol:  # also catches NaN
+            raise ValueError(f"{name}: must end at the input (z(1) = x, where the explanation is); got "
+                             f"max |z(1) - x| = {off:.3g} over the batch")
+        f = self._scan((as_dtype(torch.cat([z[:, 0], z[:, 1]]), m.model_dtype),), torch.cat([every, every]))
+        return path, f[:B], f[B:]
 
     def points(self, owner: torch.Tensor, starts: tuple[torch.Tensor, ...], start_key: torch.Tensor | None = None):
         """Path-space end points per example and distinct start points, with F at each.

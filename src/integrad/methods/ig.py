@@ -41,6 +41,7 @@ def integrated_gradients(
     neuron: tuple[torch.nn.Module, Any] | None = None,
     multiply_by_inputs: bool = True,
     max_memory: int | None = None,
+    path: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> Attribution:
     r"""Integrated Gradients of ``model`` at ``inputs`` along the straight line from ``baseline``.
 
@@ -104,6 +105,16 @@ def integrated_gradients(
         ("local" attributions); ``delta`` is still the completeness gap of IG itself.
     max_memory : int, optional
         Upper bound in bytes on the autograd memory of one block (automatic chunking only).
+    path : callable, optional
+        Another path from the baseline to the input (:mod:`integrad.paths`, e.g.
+        :class:`integrad.paths.BlurPath`, or your own): ``path(x, baseline, alphas)`` with
+        ``x``, ``baseline`` of shape ``(E, *features)`` and ``alphas`` ``(E, K)`` returns the
+        points ``z`` and their velocities ``dz/dalpha``, both ``(E, K, *features)``, with
+        ``z(1) = x``. The attributions are then
+        :math:`\int_0^1 \nabla F(z(\alpha)) \odot z'(\alpha)\, d\alpha`, with the same rules,
+        ``rtol``, chunking and completeness gap (against ``F(z(1)) - F(z(0))``; ``f_baseline`` is
+        ``F(z(0))``). One input tensor; not with ``layer=``, ``method="piecewise"`` or
+        ``multiply_by_inputs=False``.
 
     Returns
     -------
@@ -122,19 +133,43 @@ def integrated_gradients(
     Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
     Dhamdhere, Sundararajan & Yan, "How Important Is a Neuron?", ICLR 2019 (layer and neuron IG).
     """
+    curve = _check_path(path, layer, multiply_by_inputs)
     job = Job(model, inputs, baseline=baseline, target=target, targets=targets, head=head,
               forward_args=forward_args, forward_kwargs=forward_kwargs, layer=layer, layer_input=layer_input,
               layer_baseline=layer_baseline, neuron=neuron, batch_size=batch_size, max_memory=max_memory)
     place = placement(method, n_steps, rtol, atol, max_evals)
     with job.model.guard():
         job.resolve_targets()
-        rows, info = run_ig(job, place, multiply_by_inputs)
+        rows, info = run_ig(job, place, multiply_by_inputs, curve=curve)
     settings = place.describe() | job.describe()
+    if curve is not None:
+        settings["path"] = describe_path(path)
     if not multiply_by_inputs:
         settings["multiply_by_inputs"] = False
     return Attribution(
         attributions=shape_output(job, rows.attrs), delta=rows.delta, f_x=rows.f_end,
         f_baseline=rows.f_start, settings=settings, **info)
+
+
+def _check_path(path: Any, layer: Any, multiply_by_inputs: bool) -> tuple[Callable, str] | None:
+    if path is None:
+        return None
+    if not callable(path):
+        raise TypeError(f"path: expected a callable path(x, baseline, alphas) -> (points, velocities) (see "
+                        f"integrad.paths); got {type(path).__name__}")
+    if layer is not None:
+        raise ValueError("path: paths run in input space; drop layer= (or path=)")
+    if not multiply_by_inputs:
+        raise ValueError("path: the attributions of a path are the integral of gradient times velocity; "
+                         "multiply_by_inputs=False has no meaning there")
+    return path, "path"
+
+
+def describe_path(path: Any) -> str:
+    """How settings name a path: its own ``describe()``, else its type's or function's name."""
+    if hasattr(path, "describe"):
+        return str(path.describe())
+    return getattr(path, "__name__", type(path).__name__)
 
 
 def integration(method: str | None, n_steps: int | None, rtol: float | None, max_evals: int,
@@ -200,10 +235,17 @@ def placement(method: str | None, n_steps: int | None, rtol: float | None, atol:
 
 
 def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tensor | None = None,
-           starts: tuple[torch.Tensor, ...] | None = None, start_key: torch.Tensor | None = None):
-    """IG on path rows (default: one per example from its baseline): per-row results and extras."""
+           starts: tuple[torch.Tensor, ...] | None = None, start_key: torch.Tensor | None = None,
+           curve: tuple[Callable, str] | None = None):
+    """IG on path rows (default: one per example from its baseline): per-row results and extras.
+
+    ``curve``: ``(fn, name)``, a user path (:class:`~integrad.core.paths.CurvedPath`) instead
+    of the straight line, one row per example.
+    """
     m = job.model
     plain = owner is None  # one path row per example, in order
+    if curve is not None and place.kind == "piecewise":
+        raise ValueError(f"{curve[1]}: method='piecewise' integrates straight lines only; use a fixed rule or rtol=")
     owner = torch.arange(job.batch, device=job.xs[0].device) if plain else owner
     o = place.options
     if place.kind != "fixed" and m.k > 1:
@@ -214,13 +256,14 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
         q = _rule(o["method"], o["n_steps"])
         P, n, extra = owner.shape[0], q.n, None
         fused = False
-        if job.fusable():
+        if job.fusable() and curve is None:
             # F(x) and F(baseline) ride along as extra rows when the whole problem is one block
             # (one model call instead of two: most of the cost for small models)
             row_bytes = sum(x[:1].numel() * max(x.element_size(), 4) for x in job.xs)
             m.plan(job.batch_size, job.max_memory, P * n + job.batch + P, row_bytes)
             fused = not m.measure and m.rows >= P * n + job.batch + P
-        path, f_end, f_start = job.paths(None if plain else owner, starts, start_key, references=not fused)
+        path, f_end, f_start = job.curved_path(*curve) if curve is not None else \
+            job.paths(None if plain else owner, starts, start_key, references=not fused)
         alphas, w = _rule_tensors(q.name, q.n, m.dtype, path.diffs[0].device)
         if fused:
             extra = (tuple(zip(path.example_ends, path.starts)),
@@ -246,7 +289,7 @@ def run_ig(job: Job, place: _Placement, multiply: bool = True, owner: torch.Tens
                      "path_slopes": trace[1].cpu()}
         return rows, info
     C.check_inputs_finite(job.xs, job.was_tuple)
-    path, f_end, f_start = job.paths(owner, starts, start_key)
+    path, f_end, f_start = job.curved_path(*curve) if curve is not None else job.paths(owner, starts, start_key)
     row_bytes = sum(d[:1].numel() * d.element_size() for d in path.diffs)
     if place.kind == "piecewise":
         if m.neuron is not None:
