@@ -21,6 +21,8 @@ _LAZY = {
     "integrated_gradients": ".methods.ig",
     "expected_gradients": ".methods.expected",
     "smoothgrad": ".methods.smooth",
+    "integrated_hessians": ".methods.hessians",
+    "softplus_relus": ".methods.hessians",
     "blur_ig": ".methods.blur",
     "Attribution": ".core.result",
     "rule": ".core.rules",
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.rules import METHODS as METHODS, Rule as Rule, rule as rule
     from .methods.blur import blur_ig as blur_ig
     from .methods.expected import expected_gradients as expected_gradients
+    from .methods.hessians import integrated_hessians as integrated_hessians, softplus_relus as softplus_relus
     from .methods.ig import integrated_gradients as integrated_gradients
     from .methods.smooth import smoothgrad as smoothgrad
 

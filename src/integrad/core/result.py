@@ -45,6 +45,11 @@ class Attribution:
         Where the gradient was evaluated along the path, ``F`` there, and the slope
         ``dF/dalpha = grad F . (x - x')`` (NaN-padded when examples used different counts);
         kept from the evaluations already made, for convergence plots and saturation checks.
+    row_sum_gap : Tensor, optional
+        Integrated Hessians only: ``sum_j Gamma_ij - phi_i``, how far each row of interactions
+        is from the Integrated Gradients ``phi`` of the same evaluations (zero for exact
+        integration), shape ``(batch, *features)``; ``(batch,)`` with ``interaction_index=j``
+        (column ``j`` against ``phi_j``).
     """
 
     attributions: torch.Tensor | tuple[torch.Tensor, ...]
@@ -59,8 +64,9 @@ class Attribution:
     path_values: torch.Tensor | None = None
     path_slopes: torch.Tensor | None = None
     stderr: torch.Tensor | tuple[torch.Tensor, ...] | None = None
+    row_sum_gap: torch.Tensor | None = None
 
-    _OPTIONAL = ("error", "converged", "path_alphas", "path_values", "path_slopes")
+    _OPTIONAL = ("error", "converged", "path_alphas", "path_values", "path_slopes", "row_sum_gap")
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -163,6 +169,8 @@ class Attribution:
             errs = torch.cat([e.reshape(-1) for e in _as_tuple(self.stderr)]).double()
             rows.append(("standard error", f"mean {errs.mean().item():.3g}, max {errs.max().item():.3g} "
                          "(per attribution)"))
+        if self.row_sum_gap is not None:
+            rows.append(("interaction rows - IG |gap|", f"max {self.row_sum_gap.abs().max().item():.3g}"))
         if self.converged is not None:
             rows.append(("tolerance met", f"{int(self.converged.sum())} of {self.converged.numel()} examples "
                          f"(estimated relative error up to {self.error.max().item():.2g}, rtol={s.get('rtol')})"))

@@ -163,3 +163,69 @@ def _built(method: str, n_steps: int) -> Rule:
     nodes.setflags(write=False)
     weights.setflags(write=False)
     return Rule(method, nodes, weights, degree(n_steps))
+
+
+# Integrated Hessians: the Gauss rule for the weight -ln(t) on [0, 1]
+GAUSS_LOG_MAX = 1024  # dense eigen-solve of the Jacobi matrix: 0.15 s at 1,000 nodes
+
+
+def gauss_log(n_steps: int) -> Rule:
+    r"""Gauss rule for the weight ``-ln t`` on [0, 1]: ``sum(w * f(t)) ~ int_0^1 f(t) (-ln t) dt``.
+
+    The weights sum to 1 (``int_0^1 -ln t dt = 1``) and the rule is exact for polynomials of
+    degree ``2 n - 1`` (``int t^k (-ln t) dt = 1 / (k + 1)^2``). Integrated Hessians needs it:
+    the double integral over ``(alpha, beta)`` of a function of ``alpha * beta`` becomes one
+    integral in ``t = alpha * beta`` with this weight.
+
+    The recurrence coefficients come from Gautschi's modified Chebyshev algorithm with the
+    Legendre polynomials as the auxiliary basis, whose moments against ``-ln t`` are known in
+    closed form (``int_0^1 P_k(2t - 1) (-ln t) dt = (-1)^k / (k (k + 1))``), so the
+    computation stays well conditioned where ordinary moments ``int t^k (-ln t)`` would lose
+    every digit by ``n ~ 10``. The polynomials are taken monic in ``s = 4 t - 2`` (on
+    [-2, 2]): there their norms and the recurrence coefficients stay of order one, so
+    nothing under- or overflows. The nodes and weights then come from the eigenvalues and
+    eigenvectors of the Jacobi matrix (Golub-Welsch).
+
+    Examples
+    --------
+    >>> r = gauss_log(3)
+    >>> round(float((r.weights * r.nodes**5).sum()), 15) == round(1 / 36, 15)
+    True
+
+    References
+    ----------
+    Gautschi, "Orthogonal Polynomials: Computation and Approximation", Oxford 2004, sec. 2.1.7.
+    Golub & Welsch, "Calculation of Gauss quadrature rules", Math. Comp. 23 (1969).
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
+        raise TypeError(f"n_steps: expected an int; got {type(n_steps).__name__} {n_steps!r}")
+    if not 1 <= n_steps <= GAUSS_LOG_MAX:
+        raise ValueError(f"n_steps: expected an int from 1 to {GAUSS_LOG_MAX:,} for the -ln(t) Gauss rule; got "
+                         f"{n_steps:,}")
+    return _gauss_log(int(n_steps))  # checked before the cache, like rule()
+
+
+@functools.lru_cache(maxsize=64)
+def _gauss_log(n: int) -> Rule:
+    size = 2 * n
+    k = np.arange(1, size, dtype=np.float64)
+    # P_k(s / 2) has leading coefficient (2k)! / (4^k k!^2) in s: dividing makes it monic
+    lead = np.concatenate([[1.0], np.cumprod((2 * k - 1) / (2 * k))])
+    moments = np.concatenate([[1.0], (-1.0) ** k / (k * (k + 1)) / lead[1:]])
+    b = np.concatenate([[0.0], 4 * k**2 / (4 * k**2 - 1)])  # monic Legendre on [-2, 2]; a_k = 0
+    alpha, beta = np.zeros(n), np.zeros(n)
+    alpha[0], beta[0] = moments[1] / moments[0], moments[0]
+    prev, cur = np.zeros(size), moments.copy()
+    for j in range(1, n):
+        ls = np.arange(j, size - j)
+        new = np.zeros(size)
+        new[ls] = cur[ls + 1] - alpha[j - 1] * cur[ls] - beta[j - 1] * prev[ls] + b[ls] * cur[ls - 1]
+        alpha[j] = new[j + 1] / new[j] - cur[j] / cur[j - 1]
+        beta[j] = new[j] / cur[j - 1]
+        prev, cur = cur, new
+    off = np.sqrt(beta[1:])
+    values, vectors = np.linalg.eigh(np.diag(alpha) + np.diag(off, 1) + np.diag(off, -1))
+    nodes, weights = (values + 2.0) / 4.0, beta[0] * vectors[0] ** 2
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return Rule("gausslog", nodes, weights, 2 * n - 1)
