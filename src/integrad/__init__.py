@@ -24,6 +24,7 @@ _LAZY = {
     "integrated_hessians": ".methods.hessians",
     "softplus_relus": ".methods.hessians",
     "blur_ig": ".methods.blur",
+    "guided_ig": ".methods.guided",
     "Attribution": ".core.result",
     "rule": ".core.rules",
     "Rule": ".core.rules",
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.rules import METHODS as METHODS, Rule as Rule, rule as rule
     from .methods.blur import blur_ig as blur_ig
     from .methods.expected import expected_gradients as expected_gradients
+    from .methods.guided import guided_ig as guided_ig
     from .methods.hessians import integrated_hessians as integrated_hessians, softplus_relus as softplus_relus
     from .methods.ig import integrated_gradients as integrated_gradients
     from .methods.smooth import smoothgrad as smoothgrad
