@@ -92,7 +92,7 @@ def test_an_example_at_its_baseline_gets_zeros():
     ({"fraction": 1.5}, "fraction: expected a number in (0, 1]"),
     ({"max_dist": -0.1}, "max_dist: expected a number in [0, 1]"),
     ({"max_dist": float("nan")}, "max_dist: expected a number in [0, 1]"),
-    ({"rule": "middle"}, "rule: expected 'trapezoid' or 'left'"),
+    ({"rule": "middle"}, "rule: expected 'trapezoid', 'left' or 'idgi'"),
     ({"n_steps": 0}, "n_steps: expected an int >= 1"),
 ])
 def test_bad_settings_get_clear_errors(kwargs, words):

@@ -25,6 +25,7 @@ _LAZY = {
     "softplus_relus": ".methods.hessians",
     "blur_ig": ".methods.blur",
     "guided_ig": ".methods.guided",
+    "idgi": ".methods.idgi",
     "Attribution": ".core.result",
     "rule": ".core.rules",
     "Rule": ".core.rules",
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .methods.blur import blur_ig as blur_ig
     from .methods.expected import expected_gradients as expected_gradients
     from .methods.guided import guided_ig as guided_ig
+    from .methods.idgi import idgi as idgi
     from .methods.hessians import integrated_hessians as integrated_hessians, softplus_relus as softplus_relus
     from .methods.ig import integrated_gradients as integrated_gradients
     from .methods.smooth import smoothgrad as smoothgrad
