@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..core.idgi import weigh
 from ..core.result import Attribution
 from ._job import Job, check_count, vocabulary
 from .ig import _check_path, describe_path
@@ -72,7 +73,9 @@ def idgi(
     with job.model.guard():
         job.resolve_targets()
         line, f_end, f_start = job.curved_path(*curve) if curve is not None else job.paths(None)
-        attr = _weigh(job, line, n_steps)
+        m = job.model
+        m.plan(job.batch_size, job.max_memory, line.rows * (n_steps + 1), line.width * line.diffs[0].element_size())
+        attr = weigh(m, line, n_steps)
     x = job.xs[0]
     attr = attr.view(x.shape)
     delta = attr.reshape(x.shape[0], -1).sum(1, dtype=torch.float64) - (f_end.double() - f_start.double())
@@ -81,26 +84,3 @@ def idgi(
         settings["path"] = describe_path(path)
     return Attribution(attributions=attr, delta=delta.to(attr.dtype), f_x=f_end, f_baseline=f_start,
                        n_evals=torch.full((x.shape[0],), n_steps + 1, dtype=torch.int64), settings=settings)
-
-
-def _weigh(job: Job, line, n: int) -> torch.Tensor:
-    """``sum_j g_j^2 / |g_j|^2 (F_(j+1) - F_j)`` per path row, nodes evaluated in blocks."""
-    m, P = job.model, line.rows
-    m.plan(job.batch_size, job.max_memory, P * (n + 1), line.width * line.diffs[0].element_size())
-    alphas = torch.arange(n + 1, dtype=m.dtype, device=line.owner.device) / n
-    out = torch.zeros(P, line.width, dtype=torch.float64, device=line.owner.device)
-    step = max(1, m.rows // P)  # nodes per block, all path rows together
-    share = f_prev = None
-    for k0 in range(0, n + 1, step):
-        k1 = min(n + 1, k0 + step)
-        rows = torch.arange(P, device=line.owner.device).repeat_interleave(k1 - k0)
-        f, g = m.evaluate(line, rows, alphas[k0:k1].repeat(P))
-        f, g = f[:, 0].view(P, k1 - k0).double(), g[:, 0].view(P, k1 - k0, -1).double()
-        sq = g.square()
-        norm = sq.sum(-1, keepdim=True)
-        here = torch.where(norm > 0, sq / torch.where(norm > 0, norm, 1), 0.0)  # (P, K, F)
-        if share is not None:  # the interval from the previous block's last node
-            out += share * (f[:, :1] - f_prev)
-        out += (here[:, :-1] * (f[:, 1:] - f[:, :-1])[..., None]).sum(1)
-        share, f_prev = here[:, -1], f[:, -1:]
-    return out.to(m.dtype)
