@@ -205,3 +205,38 @@ def test_saliency_batched_sqrt_blur_ig_is_wrong_and_integrad_is_not():
     assert err(batched) > 5 * err(one)  # the batching bug
     ours = integrad.blur_ig(net, x[None], max_sigma=2.0, sqrt=True, target=0, n_steps=64, batch_size=7).attributions[0]
     assert err(ours) < 1e-6  # block size never changes integrad's answer
+
+
+# ---------------------------------------------------------------------------- the documented plug-in
+def _documented_plug_in():
+    """The coarse-to-fine path of docs/paths.md, run from the page itself."""
+    import pathlib
+    import re
+
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "paths.md").read_text(encoding="utf-8")
+    code = re.search(r"## A worked plug-in.*?```python\n(.*?)```", page, re.S).group(1)
+    scope = {}
+    exec(compile(code, "docs/paths.md", "exec"), scope)  # noqa: S102 - our own documentation
+    return scope["CoarseToFine"]
+
+
+def test_the_documented_coarse_to_fine_path_works_end_to_end():
+    CoarseToFine = _documented_plug_in()
+    net = small_cnn(5)
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    path = CoarseToFine(stages=5)
+    fine = integrad.integrated_gradients(net, x, target=1, path=path, n_steps=128)
+    res = integrad.integrated_gradients(net, x, target=1, path=path, n_steps=32)
+    change = (res.f_x - res.f_baseline).abs()
+    assert (res.delta.abs() / change).max() < 1e-10
+    true = (res.attributions - fine.attributions).flatten(1).norm(dim=1) / fine.attributions.flatten(1).norm(dim=1)
+    assert (res.error >= true).all() and (true < 1e-9).all()
+    assert res.settings["path"] == "coarse to fine (5 SVD stages)"
+    with torch.no_grad():
+        torch.testing.assert_close(res.f_baseline, net(torch.zeros_like(x))[:, 1])  # starts at the baseline
+    tight = integrad.integrated_gradients(net, x, target=1, path=path, rtol=1e-6)
+    true = (tight.attributions - fine.attributions).flatten(1).norm(dim=1) / fine.attributions.flatten(1).norm(dim=1)
+    assert tight.converged.all() and (true <= 1e-6).all()
+    ig = integrad.integrated_gradients(net, x, target=1, n_steps=32)
+    apart = (res.attributions - ig.attributions).flatten(1).norm(dim=1) / ig.attributions.flatten(1).norm(dim=1)
+    assert (apart > 0.02).all(), apart  # another path, other shares (4% apart here)
