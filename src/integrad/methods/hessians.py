@@ -39,6 +39,7 @@ import torch
 
 from ..backends.torch import SavedBytes
 from ..core import checks as C
+from ..core.chunking import PROBE_BYTES
 from ..core.result import Attribution
 from ..core.rules import gauss_log
 from ._job import Job, describe_baseline, vocabulary
@@ -48,11 +49,12 @@ __all__ = ["integrated_hessians", "softplus_relus"]
 # Block sizes: at most _HVP_ROWS Hessian-vector products per batched backward call, and an
 # estimated _HVP_BYTES for them: a batched double backward holds, per product, a few times
 # what the first backward saved per point (_HVP_FACTOR, an estimate). The first block of
-# _PROBE_HVPS products is measured with SavedBytes; batch_size= replaces all of this.
+# at most _PROBE_HVPS products (and PROBE_BYTES of points) is measured with SavedBytes,
+# unless it is the whole problem; batch_size= replaces all of this.
 _HVP_ROWS = 4096
 _HVP_BYTES = 256 << 20
 _HVP_FACTOR = 4
-_PROBE_HVPS = 256
+_PROBE_HVPS = 1024
 _REFERENCE_ROWS = 256
 DEFAULT_STEPS = 32
 
@@ -200,8 +202,14 @@ def _integrate(m, start: torch.Tensor, diff: torch.Tensor, rule, column: int | N
     s0, d0 = start.reshape(B, F), diff.reshape(B, F)
     total = B * n
     hvps = batch_size  # products per backward call; None until the first block is measured
-    points = max(1, min(total, (batch_size or _PROBE_HVPS) // dirs))
-    h_max, g_max, lo = 0.0, 0.0, 0
+    if batch_size is None:
+        point_bytes = start[0].numel() * max(start.element_size(), 4)
+        points = max(1, min(total, _PROBE_HVPS // dirs, PROBE_BYTES // point_bytes))
+        if points == total:  # all in one block: nothing to plan
+            hvps = total * dirs
+    else:
+        points = max(1, min(total, batch_size // dirs))
+    lo = 0
     while lo < total:
         idx = torch.arange(lo, min(total, lo + points), device=dev)
         lo += idx.shape[0]
@@ -214,21 +222,23 @@ def _integrate(m, start: torch.Tensor, diff: torch.Tensor, rule, column: int | N
             hvps = max(1, min(_HVP_ROWS, int(_HVP_BYTES // max(_HVP_FACTOR * saved.bytes / idx.shape[0], 1.0))))
         else:
             z, g = _gradient(m, z, e)
+        # the block's points belong to consecutive examples e0..e1: sums over each one's points
+        # are matrix products with its one-hot ownership
+        e0, e1 = int(e[0]), int(e[-1]) + 1
+        own = (e[None, :] - e0 == torch.arange(e1 - e0, device=dev)[:, None]).to(acc)
         flat = g.detach().reshape(-1, F).to(acc)
-        g_max = max(g_max, float(flat.abs().max()))
-        grad.index_add_(0, e, w[k, None] * flat)
-        plain.index_add_(0, e, v[k, None] * flat)
-        scale = (w * t)[k]
+        grad[e0:e1] += (own * w[k]) @ flat
+        plain[e0:e1] += (own * v[k]) @ flat
+        mix = own * (w * t)[k]
         for a, b, h in _products(g, z, column, F, max(1, hvps // idx.shape[0])):
-            h = h.to(acc)
-            C.check_finite(h, "Hessian-vector product", e)
-            h_max = max(h_max, float(h.abs().max()))
+            part = torch.matmul(mix, h.to(acc))  # (directions, examples, F)
             if column is not None:
-                hess.index_add_(0, e, scale[:, None] * h[:, 0])
+                hess[e0:e1] += part[0]
             else:
-                hess[:, a:b].index_add_(0, e, scale[:, None, None] * h)
+                hess[e0:e1, a:b] += part.transpose(0, 1)
         points = max(1, min(total, hvps // dirs))
-    if h_max == 0.0 and g_max > 0.0:
+    C.check_finite(hess.reshape(B, -1), "Hessian-vector product", torch.arange(B))
+    if not bool(hess.any()) and bool(grad.any()):
         warnings.warn("integrated_hessians: the model's Hessian is exactly zero at every point of every path while "
                       "its gradient is not, so only the main effects (the diagonal) are nonzero. A ReLU network is "
                       "piecewise linear (second derivative zero almost everywhere): explain "
@@ -253,7 +263,7 @@ def _gradient(m, z: torch.Tensor, example: torch.Tensor):
 
 
 def _products(g: torch.Tensor, z: torch.Tensor, column: int | None, F: int, per_call: int):
-    """``(a, b, H e_a..e_b)`` in chunks of directions: ``(P, b - a, F)`` (or ``(P, 1, F)``).
+    """``(a, b, H e_a..e_b)`` in chunks of directions: ``(b - a, P, F)`` (or ``(1, P, F)``).
 
     All directions of a chunk go through one vectorised backward (``is_grads_batched``);
     a gradient that does not depend on ``z`` (a linear model) has a zero Hessian.
@@ -261,22 +271,22 @@ def _products(g: torch.Tensor, z: torch.Tensor, column: int | None, F: int, per_
     P = z.shape[0]
     if column is not None:
         if not g.requires_grad:
-            yield column, column + 1, z.new_zeros(P, 1, F)
+            yield column, column + 1, z.new_zeros(1, P, F)
             return
         onehot = z.new_zeros(P, F)
         onehot[:, column] = 1
         (h,) = _second(g, z, onehot.reshape(z.shape), batched=False, retain=False)
-        yield column, column + 1, (torch.zeros_like(z) if h is None else h).reshape(P, 1, F)
+        yield column, column + 1, (torch.zeros_like(z) if h is None else h).reshape(1, P, F)
         return
     eye = torch.eye(F, dtype=z.dtype, device=z.device)
     for a in range(0, F, per_call):
         b = min(F, a + per_call)
         if not g.requires_grad:
-            yield a, b, z.new_zeros(P, b - a, F)
+            yield a, b, z.new_zeros(b - a, P, F)
             continue
         vecs = eye[a:b, None, :].expand(b - a, P, F).reshape(b - a, *z.shape)
         (h,) = _second(g, z, vecs, batched=True, retain=b < F)
-        yield a, b, z.new_zeros(P, b - a, F) if h is None else h.reshape(b - a, P, F).transpose(0, 1)
+        yield a, b, z.new_zeros(b - a, P, F) if h is None else h.reshape(b - a, P, F)
 
 
 def _second(g, z, vecs, batched: bool, retain: bool):
