@@ -240,3 +240,36 @@ def test_the_documented_coarse_to_fine_path_works_end_to_end():
     ig = integrad.integrated_gradients(net, x, target=1, n_steps=32)
     apart = (res.attributions - ig.attributions).flatten(1).norm(dim=1) / ig.attributions.flatten(1).norm(dim=1)
     assert (apart > 0.02).all(), apart  # another path, other shares (4% apart here)
+
+
+# ---------------------------------------------------------------------------- explain_image by name
+def test_explain_image_runs_the_path_methods_by_name():
+    from integrad.image import explain_image
+
+    torch.manual_seed(6)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Softplus(), torch.nn.AdaptiveAvgPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(16, 5)).eval()
+    image = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(6))
+    blur = explain_image(net, image, method="blur_ig", n_steps=16)
+    assert blur.result.settings["path"] == "blur (max_sigma=50)" and "blurred" in blur.baseline
+    assert blur.result.n_evals.tolist() == [16]
+    guided = explain_image(net, image, method="guided_ig", n_steps=20)
+    assert guided.result.n_evals.tolist() == [21] and guided.baseline == "black"
+    ig = explain_image(net, image, n_steps=16)
+    assert guided.target == ig.target == blur.target  # all explain the predicted class, from their own start
+    weighted = explain_image(net, image, method="idgi", n_steps=20)
+    assert abs(weighted.delta) < 1e-5 * abs(weighted.f_x - weighted.f_baseline)
+    assert "completeness gap" in weighted.accuracy
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"method": "blur_ig", "baseline": "grey"}, "baseline: Blur IG starts at the blurred image"),
+    ({"method": "guided_ig", "rtol": 0.01}, "rtol: method='guided_ig' walks a fixed number of steps"),
+    ({"method": "idgi", "smooth": 4}, "smooth: SmoothGrad averages IG on the straight line"),
+])
+def test_explain_image_path_methods_refuse_what_does_not_apply(kwargs, words):
+    from integrad.image import explain_image
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+    with pytest.raises(ValueError, match=words):
+        explain_image(net, torch.rand(3, 8, 8), **kwargs)

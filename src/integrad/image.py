@@ -55,6 +55,9 @@ import torch
 
 from .core import checks as C
 from . import baselines as B
+from .methods.blur import blur_ig
+from .methods.guided import guided_ig
+from .methods.idgi import idgi
 from .methods.ig import integrated_gradients, integration
 from .methods.smooth import smoothgrad
 from .core.result import Attribution, OneExample, pick_rows
@@ -68,6 +71,10 @@ BASELINES = ("black", "grey", "blur", "uniform", "gaussian")
 # and jagged, so more nodes do not shrink the gap steadily (chelsea: 32 nodes 5.8%, 100 nodes 13%); the
 # gap is reported with every explanation for that reason.
 N_STEPS = 50
+# the path methods explain_image runs by name (method=), with their defaults
+PATH_METHODS = ("blur_ig", "guided_ig", "idgi")
+BLUR_SIGMA = 50.0  # Blur IG's largest blur, in pixels (the paper's and PAIR saliency's)
+GUIDED_STEPS = 200  # Guided IG's steps (the paper's and saliency's)
 _GAUSSIAN_SIGMA = 0.1
 
 
@@ -212,7 +219,10 @@ def explain_image(
     method, n_steps, rtol, max_evals, batch_size
         As in :func:`integrad.integrated_gradients` (``method="piecewise"`` included); with
         none of method, n_steps and rtol, Gauss-Legendre with ``N_STEPS`` nodes. Every result
-        carries its estimated error (``.error``, ``.accuracy``).
+        carries its estimated error (``.error``, ``.accuracy``). Or a path method by name:
+        ``"blur_ig"`` (:func:`integrad.blur_ig`, ``max_sigma=BLUR_SIGMA``, no baseline; takes
+        ``n_steps`` or ``rtol``), ``"guided_ig"`` (:func:`integrad.guided_ig`, ``GUIDED_STEPS``
+        steps) or ``"idgi"`` (:func:`integrad.idgi` on the straight line from ``baseline``).
     seed : int
         For the random baselines and SmoothGrad's noise.
     sigma : float, optional
@@ -245,6 +255,13 @@ def explain_image(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k: expected an int >= 1; got {top_k!r}")
     p, idx = probs.topk(min(top_k, probs.shape[0]))
+    if method in PATH_METHODS:
+        res, base_name = _path_method(model, x, base, base_name, t, method, n_steps, rtol, max_evals, batch_size,
+                                      smooth, baseline)
+        res = pick_rows(res, slice(None), baseline=base_name)
+        top = tuple((names[i], q) for q, i in zip(p.tolist(), idx.tolist()))
+        return ImageExplanation(source=source, image=x, top=top, target=t, target_name=names[t],
+                                target_probability=float(probs[t]), baseline=base_name, result=res)
     quad = integration(method, n_steps, rtol, max_evals, N_STEPS)
     if smooth is None:
         res = integrated_gradients(model, x[None], baseline=base, target=t, batch_size=batch_size, **quad)
@@ -257,6 +274,28 @@ def explain_image(
     top = tuple((names[i], q) for q, i in zip(p.tolist(), idx.tolist()))
     return ImageExplanation(source=source, image=x, top=top, target=t, target_name=names[t],
                             target_probability=float(probs[t]), baseline=base_name, result=res)
+
+
+def _path_method(model, x, base, base_name, t, method, n_steps, rtol, max_evals, batch_size, smooth, baseline):
+    """Blur IG, Guided IG or IDGI on one image: ``(result, baseline description)``."""
+    if smooth is not None:
+        raise ValueError(f"smooth: SmoothGrad averages IG on the straight line; not with method={method!r}")
+    if method == "blur_ig":
+        if not (isinstance(baseline, str) and baseline == "black"):
+            raise ValueError(f"baseline: Blur IG starts at the blurred image and takes no baseline; got {baseline!r}")
+        quad = integration(None, n_steps, rtol, max_evals, N_STEPS)
+        res = blur_ig(model, x[None], max_sigma=BLUR_SIGMA, target=t, batch_size=batch_size, **quad)
+        return res, res.settings["baseline"]
+    if rtol is not None or max_evals != 4097:
+        raise ValueError(f"rtol: method={method!r} walks a fixed number of steps (n_steps=); rtol and max_evals "
+                         "apply to IG and Blur IG")
+    if method == "guided_ig":
+        res = guided_ig(model, x[None], baseline=base, target=t, batch_size=batch_size,
+                        n_steps=GUIDED_STEPS if n_steps is None else n_steps)
+    else:
+        res = idgi(model, x[None], baseline=base, target=t, batch_size=batch_size,
+                   n_steps=N_STEPS if n_steps is None else n_steps)
+    return res, base_name
 
 
 def load_image(image: str | os.PathLike | torch.Tensor, *, size: int = IMAGE_SIZE) -> tuple[torch.Tensor, str]:

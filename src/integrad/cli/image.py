@@ -27,7 +27,8 @@ def image(
     n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes, gradient evaluations "
                                           "(default 50 Gauss-Legendre)."),
     method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
-                                         "riemann_right, riemann_middle, trapezoid) or piecewise (exact)."),
+                                         "riemann_right, riemann_middle, trapezoid), piecewise (exact), or a path "
+                                         "method: blur_ig, guided_ig, idgi."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error of the attributions (e.g. 0.01), instead of a fixed rule."),
     batch_size: Optional[int] = BATCH_SIZE,

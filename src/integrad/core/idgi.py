@@ -27,10 +27,11 @@ def weigh(m, line, n: int) -> torch.Tensor:
     P = line.rows
     alphas = torch.arange(n + 1, dtype=m.dtype, device=line.owner.device) / n
     out = torch.zeros(P, line.width, dtype=torch.float64, device=line.owner.device)
-    step = max(1, m.rows // P)  # nodes per block, all path rows together
     share = f_prev = None
-    for k0 in range(0, n + 1, step):
-        k1 = min(n + 1, k0 + step)
+    k0 = 0
+    while k0 <= n:
+        k1 = min(n + 1, k0 + max(1, m.rows // P))  # nodes per block, all path rows together (re-read: the
+        # first block measures the memory per row and sets m.rows)
         rows = torch.arange(P, device=line.owner.device).repeat_interleave(k1 - k0)
         f, g = m.evaluate(line, rows, alphas[k0:k1].repeat(P))
         f, g = f[:, 0].view(P, k1 - k0).double(), g[:, 0].view(P, k1 - k0, -1).double()
@@ -39,4 +40,5 @@ def weigh(m, line, n: int) -> torch.Tensor:
             out += share * (f[:, :1] - f_prev)
         out += (here[:, :-1] * (f[:, 1:] - f[:, :-1])[..., None]).sum(1)
         share, f_prev = here[:, -1], f[:, -1:]
+        k0 = k1
     return out.to(m.dtype)
