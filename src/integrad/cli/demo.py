@@ -61,6 +61,7 @@ def text_sections(say: Callable) -> list[Section]:
 
 
 def tabular_section(say: Callable) -> Section:
+    from ..interactions import explain_interactions
     from ..models._tabular import load_tabular_model
     from ..tabular import explain_row
 
@@ -75,13 +76,32 @@ def tabular_section(say: Callable) -> Section:
     eg = explain_row(model, 0, method="expected_gradients", n_samples=1024)
     say(f"  Expected Gradients ({eg.baseline}): "
         + ", ".join(f"{r.feature} {r.attribution:+.3f} ± {r.stderr:.3f}" for r in eg.toward[:3]))
+    pairs = explain_interactions(model, 0)
+    gap = float(pairs.result.row_sum_gap.abs().max())
+    say(f"  Integrated Hessians ({pairs.baseline}): strongest pair "
+        + _strongest_pair(pairs) + f"; rows sum to IG within {gap:.1e}")
     body = (f"<img alt='reason codes for German credit row 0' src='{uri}' style='max-width:100%'>"
             + codes._repr_html_()
             + "<h3>Expected Gradients (Erion et al. 2021): every training row as a baseline, 1024 samples, "
-              "each attribution ± its standard error</h3>" + eg._repr_html_())
+              "each attribution ± its standard error</h3>" + eg._repr_html_()
+            + "<h3>Integrated Hessians (Janizek, Sturmfels &amp; Lee 2021): which columns act together</h3>"
+            + f"<p class='meta'>From {html.escape(pairs.baseline)}: the diagonal holds each column's main effect, "
+              "the other cells the part of the row's column due to the other column (one-hot parts summed); each "
+              f"row of the full matrix sums to that column's IG from the same baseline (largest difference "
+              f"{gap:.1e}). The strongest pair: {html.escape(_strongest_pair(pairs))}.</p>"
+            + f"<img alt='interactions of the strongest columns of German credit row 0' "
+              f"src='{_figure_uri(pairs.figure())}' style='max-width:100%'>")
     curve = _curve(lambda n: float(explain_row(model, 0, n_steps=n).result.total.mean()))
     return Section.from_explanation(codes, "Tabular: German credit (Statlog), row 0 — reason codes", body,
                                     curve=curve, settings=_settings(codes.result))
+
+
+def _strongest_pair(pairs) -> str:
+    """The largest interaction off the diagonal, both cells added."""
+    m = pairs.matrix + pairs.matrix.T
+    k = len(pairs.columns)
+    i, j = max(((a, b) for a in range(k) for b in range(a + 1, k)), key=lambda ab: abs(m[ab]), default=(0, 0))
+    return f"{pairs.columns[i]} x {pairs.columns[j]} ({m[i, j]:+.3f})" if k > 1 else "none (one column)"
 
 
 def image_section(say: Callable) -> list[Section]:
