@@ -82,6 +82,14 @@ def test_quadratic_form_closed_form_from_a_nonzero_baseline():
     assert res.row_sum_gap.abs().max() < 1e-12 and res.settings["symmetry_gap"] < 1e-12
 
 
+def test_self_completeness_a_function_of_one_feature_is_all_on_its_diagonal_entry():
+    x, x0 = randn(20, 4, 3), randn(21, 4, 3)
+    res = integrad.integrated_hessians(lambda z: torch.sin(2 * z[:, 1]), x, baseline=x0, n_steps=24)
+    want = torch.zeros(4, 3, 3, dtype=torch.float64)
+    want[:, 1, 1] = torch.sin(2 * x[:, 1]) - torch.sin(2 * x0[:, 1])
+    assert (res.attributions - want).abs().max() < 1e-12
+
+
 # ------------------------------------------------------------------ smooth models, float64
 def double_integral_oracle(model, x, x0, n=24):
     """Gamma from the paper's double integral, tensor-product Gauss-Legendre in (alpha, beta),

@@ -142,8 +142,6 @@ def integrated_hessians(
     job = Job(model, inputs, baseline=baseline, target=target, forward_args=forward_args,
               forward_kwargs=forward_kwargs, batch_size=batch_size)
     x, start = job.xs[0], job.baselines[0]
-    if not x.is_floating_point():
-        raise TypeError(f"inputs: expected a floating-point tensor; got {x.dtype}")
     C.check_inputs_finite(job.xs, False)
     column = _column(interaction_index, tuple(x.shape[1:]))
     m, B, feat = job.model, job.batch, tuple(x.shape[1:])
@@ -242,7 +240,7 @@ def _integrate(m, start: torch.Tensor, diff: torch.Tensor, rule, column: int | N
         warnings.warn("integrated_hessians: the model's Hessian is exactly zero at every point of every path while "
                       "its gradient is not, so only the main effects (the diagonal) are nonzero. A ReLU network is "
                       "piecewise linear (second derivative zero almost everywhere): explain "
-                      "integrad.softplus_relus(model) instead, as Janizek et al. do", stacklevel=3)
+                      "integrad.softplus_relus(model) instead, as Janizek et al. do", stacklevel=4)
     return {"hess": hess, "grad": grad, "plain": plain, "acc": acc, "rows": hvps}
 
 
