@@ -211,8 +211,9 @@ def integrate_adaptive(model, path, rtol: float, atol: float, max_evals: int):
     return acc, n_evals, rel_error, converged, _trace(owner, alphas, fvals, buf.data[:buf.n], diff)
 
 
-def _factor(gap: torch.Tensor, raw_sum: torch.Tensor, raw_l1: torch.Tensor) -> torch.Tensor:
-    """Per panel, the ratio of Boole's error to ``S2 - S1``, calibrated by the scalar truth.
+def _factor(gap: torch.Tensor, raw_sum: torch.Tensor, raw_l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per panel, the ratio of Boole's error to ``S2 - S1``, calibrated by the scalar truth,
+    and the measured ratio itself (0 where the scalar is not coherent): ``(calibrated, measured)``.
 
     The attribution vector's error over a panel is unknown, but its sum is not: F at the
     panel's ends gives the exact completeness gap ``gap`` of Boole's value. Across one jump
