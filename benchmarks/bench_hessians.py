@@ -10,7 +10,7 @@ the cheapest setting of each method that reaches it is found:
 - path_explain 0.0.7 (``PathExplainerTorch.interactions``, ``use_expectation=False``: its
   deterministic integrated mode, an ``m x m`` grid of ``(alpha, beta)`` with end points,
   ``num_samples = m^2``, first-order accurate): ``m`` from a ladder 4, 5, 7, 10, 14, ..., 40
-  (beyond that one call takes minutes, so a target of 1e-3, m ~ 100, is out of its reach).
+  (one call took 9 s at m = 40, 10 features: a target of 1e-3, m ~ 100, is out of its reach).
   Its expectation mode draws the points at random and converges more slowly still.
 
 Then both, and the **floor**, are timed in one process, in interleaved rounds whose order
@@ -21,7 +21,7 @@ the points pre-computed, parameters frozen.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_hessians.py               # the table in docs/hessians.md (~5 min)
+    .venv/bin/python benchmarks/bench_hessians.py               # the table in docs/hessians.md (~1 min)
     .venv/bin/python benchmarks/bench_hessians.py --quick       # 10 and 30 features, one target
 """
 
