@@ -106,3 +106,16 @@ def test_one_input_tensor():
     with pytest.raises(ValueError, match="inputs: Guided IG takes one input tensor; got 2"):
         integrad.guided_ig(lambda a, b: net(torch.cat([a, b], 1)), (torch.randn(2, 2).double(), torch.randn(2, 4).double()),
                            target=0)
+
+
+def test_automatic_blocks_that_grow_after_the_memory_probe(monkeypatch):
+    # a probe block of one row, then blocks sized by the measured memory: every example is
+    # evaluated once per step (the block loop once stepped by the probe's size)
+    import integrad.backends.torch as backend
+
+    monkeypatch.setattr(backend, "PROBE_BYTES", 1)
+    monkeypatch.setattr(backend, "SMALL_BYTES", 1)
+    net, x = small_cnn(), torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    auto = integrad.guided_ig(net, x, target=1, n_steps=6)
+    fixed = integrad.guided_ig(net, x, target=1, n_steps=6, batch_size=5)
+    torch.testing.assert_close(auto.attributions, fixed.attributions, rtol=0, atol=1e-14)

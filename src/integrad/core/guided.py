@@ -45,10 +45,13 @@ def walk(m, x: torch.Tensor, baseline: torch.Tensor, n: int, fraction: float, ma
 
     def gradients(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         values, grads = [], []
-        for lo in range(0, B, m.rows):
-            v, (g,) = m.gradients((z[lo:lo + m.rows].view(-1, *shape[1:]),), example[lo:lo + m.rows])
+        lo = 0
+        while lo < B:  # m.rows is re-read: the first block measures the memory per row and sets it
+            hi = min(B, lo + m.rows)
+            v, (g,) = m.gradients((z[lo:hi].view(-1, *shape[1:]),), example[lo:hi])
             values.append(v.to(m.dtype))
             grads.append(g.to(m.dtype).reshape(v.shape[0], -1))
+            lo = hi
         return torch.cat(values), torch.cat(grads)
 
     k = int(math.floor(fraction * (end.shape[1] - 1))) + 1  # numpy's "lower" quantile, as a rank
