@@ -26,6 +26,7 @@ _LAZY = {
     "blur_ig": ".methods.blur",
     "guided_ig": ".methods.guided",
     "idgi": ".methods.idgi",
+    "audit": ".axioms",
     "Attribution": ".core.result",
     "rule": ".core.rules",
     "Rule": ".core.rules",
@@ -35,6 +36,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .axioms import audit as audit
     from .core.result import Attribution as Attribution
     from .core.rules import METHODS as METHODS, Rule as Rule, rule as rule
     from .methods.blur import blur_ig as blur_ig
