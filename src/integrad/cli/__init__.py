@@ -107,8 +107,11 @@ def demo(
     console.print(f"\nwrote the report {path.resolve()} ({time.perf_counter() - start:.0f} s in all)")
 
 
-from .image import image  # noqa: E402  (light: heavy imports happen inside the commands)
+from .audit import audit_cmd  # noqa: E402  (light: heavy imports happen inside the commands)
+from .image import image  # noqa: E402
 from .tabular import tabular  # noqa: E402
+
+app.command("audit")(audit_cmd)
 
 explain_app.command("image")(image)
 explain_app.command("tabular")(tabular)
