@@ -11,7 +11,7 @@ Gradients draws its baselines from reference rows instead) and is scored on:
 * max |err|: the largest deviation from the method's own closed form (IG from the zero
   baseline; for EG, the average of that over its references; SmoothGrad-IG is compared to IG
   at the unperturbed input, which it is not meant to equal);
-* evaluations per explained row and wall time.
+* model gradient evaluations per explained row (the cost; speed is bench_core's subject).
 
 Rows "truth" and "gradient x input" are references: the best the agreement columns can be,
 and the one-gradient shortcut. float64 throughout, so the error column shows integration
@@ -19,12 +19,11 @@ error, not rounding.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_groundtruth.py          # ~1 min on 2 cores
+    .venv/bin/python benchmarks/bench_groundtruth.py          # ~20 s on 2 cores
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
@@ -75,21 +74,18 @@ def score(name: str, model: Callable, x: torch.Tensor, args: tuple, k: int, trut
     rows = []
     runs = {"truth": lambda x: (truth, 0.0)} | methods(model, refs, args, baseline)
     for method, run in runs.items():
-        start = time.perf_counter()
         attr, evals = run(x)
-        seconds = time.perf_counter() - start
         ref = exact["eg"] if "Expected" in method else exact["ig"]
         err = "—" if method == "truth" else f"{(attr - ref).abs().max().item():.2g}"
         cells = [gt.feature_agreement(attr, truth, k), gt.rank_agreement(attr, truth, k),
                  gt.sign_agreement(attr, truth, k), gt.pgi(model, x, attr, k, seed=0, forward_args=args),
                  gt.pgu(model, x, attr, k, seed=0, forward_args=args)]
         rows.append([name if not rows else "", method, *(f"{c.mean().item():.3f}" for c in cells), err,
-                     "—" if method == "truth" else f"{evals:.0f}", "—" if method == "truth" else f"{seconds:.2f}"])
+                     "—" if method == "truth" else f"{evals:.0f}"])
     return rows
 
 
 def main() -> int:
-    import integrad  # noqa: F401  (the first call would import it anyway: timed fairly)
     from integrad import groundtruth as gt
 
     torch.set_num_threads(2)
@@ -123,7 +119,7 @@ def main() -> int:
         label = f"{model.name}{', baseline x_k=1' if variant else ''}, k={model.k}"
         table += score(label, model, x, (), model.k, truth, {"ig": truth, "eg": eg_exact}, refs, base)
 
-    head = ["model", "method", "FA", "RA", "SA", "PGI", "PGU", "max abs err", "evals/row", "time (s)"]
+    head = ["model", "method", "FA", "RA", "SA", "PGI", "PGU", "max abs err", "evals/row"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for row in table:
