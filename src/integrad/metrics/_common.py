@@ -53,9 +53,9 @@ def check_attributions(a: Any, x: torch.Tensor, name: str = "attributions", *, b
     raise ValueError(f"{name}: expected shape {what}, like {xname}; got {C.shape(a)}")
 
 
-def check_count(v: Any, name: str, minimum: int = 1, hint: str = "") -> int:
+def check_count(v: Any, name: str, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}{hint}; got {v!r}")
+        raise ValueError(f"{name}: expected an int >= {minimum}; got {v!r}")
     return int(v)
 
 
