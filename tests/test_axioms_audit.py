@@ -128,3 +128,15 @@ def test_inputs_must_be_a_float_batch():
     with pytest.raises(ValueError, match=r"inputs: expected a float tensor of shape \(batch, \*features\); got "
                                          r"torch.int64 tensor of shape \(2, 3\)"):
         audit(tanh_mlp(d=3), torch.ones(2, 3, dtype=torch.long))
+
+
+def test_linearity_over_user_heads_on_a_one_output_model():
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double().eval()
+    x = torch.randn(3, 3, dtype=torch.float64)
+    heads = (lambda o: torch.sigmoid(o[:, 0]), lambda o: o[:, 0] ** 2)
+    report = audit(net, x, heads=heads, n_steps=32)
+    assert report["linearity"].passed and "(the heads given)" in report["linearity"].detail
+    assert audit(net, x, n_steps=8)["linearity"].passed is None  # one output and no heads: not applicable
+    with pytest.raises(TypeError, match="heads: expected two callables"):
+        audit(net, x, heads=(heads[0],))

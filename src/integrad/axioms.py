@@ -11,8 +11,8 @@ checks, each with the number behind its verdict:
   ``|x - x'|`` of the first example are tried);
 - **dummy**: a feature the model ignores (found by perturbing it, or declared with ``dummy=``)
   gets zero attribution;
-- **linearity** (models with two or more outputs): the attributions of ``a F_1 + b F_2`` are
-  ``a phi_1 + b phi_2``;
+- **linearity** (two heads given, or two of the model's outputs): the attributions of
+  ``a F_1 + b F_2`` are ``a phi_1 + b phi_2``;
 - **symmetry**: for features the model treats symmetrically (declared with ``symmetric=``, or
   found by swapping them on random points for inputs of at most 64 features), equal values in
   the input and the baseline get equal attributions;
@@ -206,7 +206,7 @@ class _Runner:
 # ---------------------------------------------------------------------------- the audit
 def audit(model: Callable, inputs: torch.Tensor, *, method: Any = "integrated_gradients", baseline: Any = 0.0,
           target: Any = None, dummy: Sequence[int] | None = None, symmetric: Sequence[tuple[int, int]] | None = None,
-          tol: float = TOL, n_probe: int = 8, seed: int = 0, name: str | None = None, **method_kwargs: Any) -> AuditReport:
+          heads: tuple[Callable, Callable] | None = None, tol: float = TOL, n_probe: int = 8, seed: int = 0, name: str | None = None, **method_kwargs: Any) -> AuditReport:
     """Check the attribution axioms and invariances of ``method`` on ``model`` at ``inputs``.
 
     Parameters
@@ -228,6 +228,9 @@ def audit(model: Callable, inputs: torch.Tensor, *, method: Any = "integrated_gr
     symmetric : list of (int, int), optional
         Flat feature index pairs the model treats symmetrically (else found by swapping them,
         for inputs of at most 64 features).
+    heads : (callable, callable), optional
+        Two functions of the model's output to ``(batch,)``, for the linearity check (default:
+        the first and last of two or more outputs).
     tol : float
         Relative tolerance of completeness and of the invariance checks.
     n_probe : int
@@ -243,6 +246,8 @@ def audit(model: Callable, inputs: torch.Tensor, *, method: Any = "integrated_gr
         raise ValueError(f"inputs: expected a float tensor of shape (batch, *features); got {got}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
         raise ValueError(f"tol: expected a number in (0, 1); got {tol!r}")
+    if heads is not None and not (isinstance(heads, (tuple, list)) and len(heads) == 2 and all(map(callable, heads))):
+        raise TypeError(f"heads: expected two callables (h1, h2), each output -> (batch,); got {heads!r}")
     run = _Runner(method, model, target, method_kwargs)
     x = inputs.detach()
     b = _baseline_like(baseline, x)
@@ -253,7 +258,7 @@ def audit(model: Callable, inputs: torch.Tensor, *, method: Any = "integrated_gr
         _accuracy(out, tol),
         _sensitivity(run, x, b, n_probe),
         _dummy(run, x, b, attr, dummy, n_probe, gen),
-        _linearity(run, x, baseline, tol),
+        _linearity(run, x, baseline, tol, heads),
         _symmetry(run, x, b, symmetric, n_probe, gen, tol),
         *_implementation(run, x, baseline, attr, tol),
         _batch(run, x, baseline, attr, tol),
@@ -367,19 +372,25 @@ def _dummy(run, x, b, attr, dummy, n_probe, gen) -> Check:
                  f"{idx.numel()} ignored feature(s) ({how}): largest attribution {worst:.2e} of the total |attribution|")
 
 
-def _linearity(run, x, baseline, tol) -> Check:
-    with torch.no_grad():
-        out = run.model(x)
-    out = out if isinstance(out, torch.Tensor) else C.output_tensor(out, x.shape[0])
-    if out.dim() != 2 or out.shape[1] < 2 or callable(run.target):
-        return Check("linearity", None, None, None, "needs a model with two or more outputs per example")
-    i, j = 0, out.shape[1] - 1
-    a1, _ = run(x, baseline, target=i)
-    a2, _ = run(x, baseline, target=j)
-    both, _ = run(x, baseline, target=lambda o: 2.0 * o[:, i] - 0.5 * o[:, j])
+def _linearity(run, x, baseline, tol, heads) -> Check:
+    if heads is not None:
+        h1, h2 = heads
+        what = "2 h_1(F) - 0.5 h_2(F) against 2 phi[h_1] - 0.5 phi[h_2] (the heads given)"
+    else:
+        with torch.no_grad():
+            out = run.model(x)
+        out = out if isinstance(out, torch.Tensor) else C.output_tensor(out, x.shape[0])
+        if out.dim() != 2 or out.shape[1] < 2 or callable(run.target):
+            return Check("linearity", None, None, None, "needs a model with two or more outputs per example, or "
+                                                        "heads=(h1, h2)")
+        i, j = 0, out.shape[1] - 1
+        h1, h2 = (lambda o: o[:, i]), (lambda o: o[:, j])
+        what = f"2 F_{i} - 0.5 F_{j} against 2 phi_{i} - 0.5 phi_{j}"
+    a1, _ = run(x, baseline, target=h1)
+    a2, _ = run(x, baseline, target=h2)
+    both, _ = run(x, baseline, target=lambda o: 2.0 * h1(o) - 0.5 * h2(o))
     err = _rel(both, 2.0 * a1 - 0.5 * a2)
-    return Check("linearity", err <= tol, err, tol,
-                 f"attributions of 2 F_{i} - 0.5 F_{j} against 2 phi_{i} - 0.5 phi_{j}: relative difference {err:.2e}")
+    return Check("linearity", err <= tol, err, tol, f"attributions of {what}: relative difference {err:.2e}")
 
 
 def _symmetry(run, x, b, symmetric, n_probe, gen, tol) -> Check:
