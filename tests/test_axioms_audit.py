@@ -140,3 +140,16 @@ def test_linearity_over_user_heads_on_a_one_output_model():
     assert audit(net, x, n_steps=8)["linearity"].passed is None  # one output and no heads: not applicable
     with pytest.raises(TypeError, match="heads: expected two callables"):
         audit(net, x, heads=(heads[0],))
+
+
+def test_baselines_broadcast_like_the_inputs():
+    net, x = tanh_mlp(), torch.randn(3, 6, dtype=torch.float64)
+    one_row = torch.randn(1, 6, dtype=torch.float64)
+    a = audit(net, x, baseline=one_row, target=0, n_steps=16)
+    b = audit(net, x, baseline=one_row[0], target=0, n_steps=16)
+    assert a.passed and b.passed and a["batch invariance"].value == 0.0
+    with pytest.raises(ValueError, match=r"baseline: expected a number or a tensor broadcastable to the inputs' "
+                                         r"shape \(3, 6\); got shape \(2, 6\)"):
+        audit(net, x, baseline=torch.zeros(2, 6, dtype=torch.float64), target=0)
+    with pytest.raises(TypeError, match="baseline: expected a number or a tensor; got str"):
+        audit(net, x, baseline="black", target=0)

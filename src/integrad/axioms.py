@@ -157,9 +157,15 @@ def _select(out: Any, target: Any) -> torch.Tensor:
 
 
 def _baseline_like(baseline: Any, x: torch.Tensor) -> torch.Tensor:
+    """The baseline broadcast to the batch ``x`` (a number, one example, or one per example)."""
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor)):
+        raise TypeError(f"baseline: expected a number or a tensor; got {type(baseline).__name__}")
     b = baseline if isinstance(baseline, torch.Tensor) else torch.tensor(float(baseline), dtype=x.dtype)
-    return b.to(x.dtype).expand_as(x) if b.dim() == 0 or b.shape == x.shape[1:] or b.shape == x.shape \
-        else b.to(x.dtype)
+    try:
+        return torch.broadcast_to(b.to(x.dtype), x.shape)
+    except RuntimeError:
+        raise ValueError(f"baseline: expected a number or a tensor broadcastable to the inputs' shape "
+                         f"{tuple(x.shape)}; got shape {tuple(b.shape)}") from None
 
 
 # ---------------------------------------------------------------------------- running a method
