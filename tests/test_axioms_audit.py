@@ -153,3 +153,9 @@ def test_baselines_broadcast_like_the_inputs():
         audit(net, x, baseline=torch.zeros(2, 6, dtype=torch.float64), target=0)
     with pytest.raises(TypeError, match="baseline: expected a number or a tensor; got str"):
         audit(net, x, baseline="black", target=0)
+
+
+def test_several_outputs_need_a_target_for_every_method():
+    net = torch.nn.Linear(3, 2).double()
+    with pytest.raises(ValueError, match="target: the model gives 2 outputs per example; give target="):
+        audit(net, torch.randn(2, 3, dtype=torch.float64), method="gradient")

@@ -152,6 +152,9 @@ def _select(out: Any, target: Any) -> torch.Tensor:
     if callable(target):
         return target(out)
     if target is None:
+        if out[0].numel() != 1:
+            raise ValueError(f"target: the model gives {out[0].numel()} outputs per example; give target= (a class "
+                             "index)")
         return out.reshape(out.shape[0])
     return out[:, target]
 
