@@ -19,8 +19,8 @@ import torch
 
 from .core.result import Attribution
 from .methods.hessians import integrated_hessians
-from .tabular import _adapt, _baselines, _raw_row
-from .models._tabular import TabularModel
+from .methods._job import check_count
+from .tabular import _baselines, _row
 
 __all__ = ["Interactions", "explain_interactions"]
 
@@ -82,15 +82,11 @@ def explain_interactions(model: Any, row: int | Mapping[str, Any], *, baseline: 
     n_steps : int, optional
         Nodes of the ``-ln t`` rule (default :data:`integrad.methods.hessians.DEFAULT_STEPS`).
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top: expected an int >= 1; got {top!r}")
+    check_count(top, "top")
     if isinstance(baseline, str) and baseline not in ("mean", "zero"):
         raise ValueError(f"baseline: expected 'mean', 'zero' or an encoded tensor; got {baseline!r} (Integrated "
                          "Hessians integrate one path, so no set of reference rows)")
-    ad = _adapt(model, row)
-    raw = _raw_row(model, row)
-    x = model.encoded_rows()[row:row + 1] if isinstance(model, TabularModel) and isinstance(row, int) \
-        else ad.encode([raw])
+    ad, raw, x = _row(model, row)
     base, described = _baselines(ad, model, baseline, reference, None, 0, x)
     if base.shape[0] != 1:
         raise ValueError(f"baseline: Integrated Hessians take one baseline row; got {base.shape[0]}")

@@ -252,11 +252,7 @@ def explain_row(
         raise ValueError(f"method='expected_gradients' draws its baselines from the reference rows; use "
                          f"baseline='reference' (or a (K, features) tensor), not {baseline!r}")
     n_reference = n_reference if n_reference is not None else (None if eg else 128)
-    ad = _adapt(model, row)
-    raw = _raw_row(model, row)
-    # a row of a TabularModel's own table is already encoded (the same numbers, cached)
-    x = model.encoded_rows()[row:row + 1] if isinstance(model, TabularModel) and isinstance(row, int) \
-        else ad.encode([raw])
+    ad, raw, x = _row(model, row)
     base, described = _baselines(ad, model, baseline, reference, n_reference, seed, x)
     # A single-logit model's prediction is F(x), which the attribution run computes anyway: the
     # model's forward pass is made here only for models with several logits (the target is the
@@ -387,6 +383,16 @@ class _Adapter:
         if len(names) != want:
             raise ValueError(f"model.classes: {len(names)} names for a model with {n_out} output(s); expected {want}")
         return names
+
+
+def _row(model: Any, row: Any) -> tuple[_Adapter, dict[str, Any], torch.Tensor]:
+    """The model's adapter, the raw row and its encoding ``(1, features)``."""
+    ad = _adapt(model, row)
+    raw = _raw_row(model, row)
+    # a row of a TabularModel's own table is already encoded (the same numbers, cached)
+    x = model.encoded_rows()[row:row + 1] if isinstance(model, TabularModel) and isinstance(row, int) \
+        else ad.encode([raw])
+    return ad, raw, x
 
 
 def _adapt(model: Any, row: Any) -> _Adapter:
