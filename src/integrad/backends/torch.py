@@ -41,9 +41,30 @@ def as_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
     """Counts the distinct bytes autograd saves for backward (parameters excluded)."""
 
+    _active: list["SavedBytes"] = []
+
     def __init__(self, exclude: set[int]):
         self.bytes, self.seen = 0, set(exclude)
+        self.unknown = False  # a foreign framework's backward state that it cannot size
         super().__init__(self._pack, lambda t: t)
+
+    def __enter__(self) -> "SavedBytes":
+        SavedBytes._active.append(self)
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        SavedBytes._active.remove(self)
+        super().__exit__(*exc)
+
+    @classmethod
+    def report(cls, nbytes: int | None) -> None:
+        """Bytes kept outside autograd for a backward pass (a JAX or TensorFlow call); ``None``: unknown."""
+        for s in cls._active:
+            if nbytes is None:
+                s.unknown = True
+            else:
+                s.bytes += nbytes
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
@@ -267,7 +288,8 @@ class TorchModel:
             if self.measure:
                 # vectorised over k targets, the backward pass holds k gradients of every activation
                 scale = self.k if self.batched else 1
-                self.rows = rows_for(self._saved.bytes * scale / example.shape[0], self.max_memory)
+                if not self._saved.unknown:  # else the probe's block size stays
+                    self.rows = rows_for(self._saved.bytes * scale / example.shape[0], self.max_memory)
                 self.measure = False
             self._saved = None
             return out

@@ -86,6 +86,19 @@ class Attribution:
         change = (self.f_x - self.f_baseline).abs().double()
         return self.delta.abs().double() / change
 
+    def native(self) -> Any:
+        """The attributions in the model's own framework: ``jax.Array`` for a JAX model, ``tf.Tensor``
+        for a TensorFlow/Keras one, tensors for PyTorch (``settings['framework']`` says which)."""
+        from ..backends.foreign import to_native
+
+        return to_native(self.attributions, self.settings.get("framework", "torch"))
+
+    def numpy(self) -> Any:
+        """The attributions as numpy arrays (a tuple for several inputs)."""
+        from ..backends.foreign import to_native
+
+        return to_native(self.attributions, "numpy")
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write to ``path`` as safetensors: tensors plus the settings as JSON metadata."""

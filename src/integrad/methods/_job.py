@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..backends import foreign
 from ..backends.torch import TorchModel, as_dtype
 from ..backends.torch_hooks import Layers
 from ..core import checks as C
@@ -58,6 +59,12 @@ class Job:
                  batch_size: int | None = None, max_memory: int | None = None):
         C.check_model(model)
         C.check_batch_size(batch_size)
+        self.user_model = model
+        # a JAX or TensorFlow model: the same problem in PyTorch terms (backends/foreign.py)
+        (self.framework, model, inputs, baseline, target, forward_args, forward_kwargs, layer,
+         layer_baseline) = foreign.adapt(model, inputs, baseline=baseline, target=target, forward_args=forward_args,
+                                         forward_kwargs=forward_kwargs, layer=layer, layer_input=layer_input,
+                                         layer_baseline=layer_baseline, neuron=neuron)
         if layer_baseline is not None and layer is None:
             raise ValueError("layer_baseline: given without layer=; pass the layer whose output it replaces")
         if layer_input and layer is None:
@@ -82,8 +89,12 @@ class Job:
         self.batch = B = self.xs[0].shape[0]
         tg = C.Targets(target, targets, B, self.xs[0].device, head)
         self.model = TorchModel(model, self.xs, tg, tuple(forward_args), forward_kwargs, self.layers, neuron)
-        self.user_model, self.batch_size, self.max_memory = model, batch_size, max_memory
+        self.batch_size, self.max_memory = batch_size, max_memory
         self.perturb: Callable | None = None  # SmoothGrad: noise added to the path's end points
+
+    def own(self, value: Any) -> Any:
+        """A further argument (Expected Gradients' references, ...) in PyTorch terms, like the inputs."""
+        return value if self.framework == "torch" else foreign.as_tensors(value)
 
     def copies(self, origin: torch.Tensor) -> "Job":
         """This problem on copies of its examples (``origin[c]``: the example of copy ``c``)."""
@@ -239,6 +250,8 @@ class Job:
             out["layer_input"] = True
         if m.neuron is not None:
             out["neuron"] = type(m.neuron[0]).__name__
+        if self.framework != "torch":
+            out["framework"] = self.framework
         return out
 
     def layer_names(self) -> Any:
@@ -326,6 +339,8 @@ def describe_baseline(baseline: Any) -> Any:
 
 
 def _layer_name(model: Any, layer: torch.nn.Module) -> str:
+    if isinstance(layer, foreign.ForeignLayer):
+        return layer.foreign_name
     if isinstance(model, torch.nn.Module):
         for name, m in model.named_modules():
             if m is layer:

@@ -90,7 +90,7 @@ def expected_gradients(
               batch_size=batch_size, max_memory=max_memory)
     C.check_inputs_finite(job.xs, job.was_tuple)
     gen = generator(seed)
-    refs = _references(references, job)
+    refs = _references(job.own(references), job)
     check_count(n_samples, "n_samples")
     with job.model.guard():
         job.resolve_targets()

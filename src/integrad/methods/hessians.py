@@ -141,6 +141,9 @@ def integrated_hessians(
     rule = gauss_log(n_steps)
     job = Job(model, inputs, baseline=baseline, target=target, forward_args=forward_args,
               forward_kwargs=forward_kwargs, batch_size=batch_size)
+    if job.framework != "torch":
+        raise ValueError(f"model: Integrated Hessians takes second derivatives, which integrad has for PyTorch "
+                         f"models only; this one is {job.framework}")
     x, start = job.xs[0], job.baselines[0]
     C.check_inputs_finite(job.xs, False)
     column = _column(interaction_index, tuple(x.shape[1:]))
