@@ -236,6 +236,13 @@ class Stop(Exception):
     """Ends a forward pass once the layer's output is read."""
 
 
+def build(model: Any, call: Any) -> None:
+    """A Keras model not built yet (a subclassed one never called) is built by one plain call
+    first: building traces it symbolically, which a swapped layer must not see."""
+    if getattr(model, "built", True) is False:
+        call()
+
+
 @contextlib.contextmanager
 def patched_call(layer: Any, call: Any) -> Iterator[None]:
     """``layer.call`` replaced for one forward pass (a Keras layer: Keras 2 and 3 both call it)."""

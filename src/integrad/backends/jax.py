@@ -63,9 +63,11 @@ class Backend:
         self.jit = True
 
     # ------------------------------------------------------------------ the model as a function
-    def _params(self) -> Any:
+    def _params(self, xs: Any = None, args: tuple = (), kwargs: dict | None = None) -> Any:
         if not self.keras:
             return ()
+        if xs is not None:
+            F.build(self.model, lambda: self.model(xs[0] if len(xs) == 1 else list(xs), *args, **(kwargs or {})))
         return ([v.value for v in self.model.trainable_variables],
                 [v.value for v in self.model.non_trainable_variables])
 
@@ -90,7 +92,7 @@ class Backend:
                 h = self.split[0](*xs, *args, **kwargs)
                 acts = tuple(h) if isinstance(h, (tuple, list)) else (h,)
             else:
-                params = self._params()
+                params = self._params(xs, args, kwargs)
                 acts = F.read_through(self.layer_obj, lambda: self._run(params, list(xs), args, kwargs))
             return tuple(np.asarray(a) for a in acts)
 
@@ -140,7 +142,7 @@ class Backend:
         with self._x64([*diff, *xs]):
             forward, apply = self._programs(mode, where_key, (st_args, st_kw))
             try:
-                out, pull = forward(self._params(), diff_p, xs_p, args_p, kw_p)
+                out, pull = forward(self._params(xs, args, kwargs) if mode == "inputs" else self._params(), diff_p, xs_p, args_p, kw_p)
             except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                     jax.errors.TracerIntegerConversionError) as err:
                 if not self.jit:

@@ -50,11 +50,15 @@ class Backend:
         return F.check_output(out, "the model")
 
     def read(self, xs: tuple, args: tuple, kwargs: dict) -> tuple:
-        acts = F.read_through(self.layer_obj, lambda: self._run(_tf(xs), _tf(args), _tf(kwargs)))
+        run = lambda: self._run(_tf(xs), _tf(args), _tf(kwargs))  # noqa: E731
+        F.build(self.model, run)
+        acts = F.read_through(self.layer_obj, run)
         return tuple(a.numpy() if hasattr(a, "numpy") else np.asarray(a) for a in acts)
 
     def call(self, diff: list, rest: tuple, need_grad: bool):
         mode, xs, args, kwargs, where = rest
+        if mode == "inputs":
+            F.build(self.model, lambda: self._run(_tf(list(xs)), _tf(args), _tf(kwargs)))
         d = [tf.convert_to_tensor(a) for a in diff]
         xs, args, kwargs = _tf(list(xs)), _tf(args), _tf(kwargs)
         tape = tf.GradientTape(persistent=True, watch_accessed_variables=False) if need_grad else None
