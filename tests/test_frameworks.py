@@ -224,3 +224,17 @@ def test_torch_runs_import_no_other_framework():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_jax_function_that_cannot_be_compiled_runs_uncompiled(twin, jax_mlp):
+    net, _, x, _ = twin
+    f = jax_mlp[0]
+
+    def branchy(x, flag):  # Python control flow on an extra argument's value: fine for jax.vjp, not jax.jit
+        return f(x) if float(flag.sum()) > 0 else -f(x)
+
+    ref = integrad.integrated_gradients(net, x, target=1, n_steps=16)
+    flag = _jx(torch.ones(5, dtype=torch.float64))
+    with pytest.warns(UserWarning, match="cannot be compiled with jax.jit .* running it uncompiled"):
+        got = integrad.integrated_gradients(branchy, _jx(x), target=1, n_steps=16, forward_args=(flag,))
+    assert _rel(got.attributions, ref.attributions) < TOL
