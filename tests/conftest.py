@@ -6,6 +6,10 @@ import torch
 # Seeded, float64 numerics and few threads: tests run two at a time on a 2-core machine.
 torch.set_num_threads(1)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One Keras 3 backend per process, read at its first import (TensorFlow's import may be that one):
+# the suite's is torch; tests/test_keras_backends.py runs jax and tensorflow in subprocesses.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(autouse=True)

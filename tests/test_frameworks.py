@@ -238,3 +238,20 @@ def test_jax_function_that_cannot_be_compiled_runs_uncompiled(twin, jax_mlp):
     with pytest.warns(UserWarning, match="cannot be compiled with jax.jit .* running it uncompiled"):
         got = integrad.integrated_gradients(branchy, _jx(x), target=1, n_steps=16, forward_args=(flag,))
     assert _rel(got.attributions, ref.attributions) < TOL
+
+
+def test_keras2_model_state_is_left_as_found():
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.layers.Dense(8, activation="relu", input_shape=(4,)),
+                                 tf_keras.layers.BatchNormalization(), tf_keras.layers.Dropout(0.5),
+                                 tf_keras.layers.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    model(x, training=True)  # batch norm: non-trivial statistics would be updated by a training-mode call
+    before = [w.copy() for w in model.get_weights()]
+    a = integrad.integrated_gradients(model, x, target=1, n_steps=24)
+    b = integrad.integrated_gradients(model, x, target=1, n_steps=24)
+    # inference mode: dropout off, batch statistics frozen; same answer twice, the same weights after
+    assert torch.equal(a.attributions, b.attributions)
+    assert all(np.array_equal(u, v) for u, v in zip(before, model.get_weights()))
+    assert np.allclose(a.f_x.numpy(), model(x, training=False).numpy()[:, 1], rtol=1e-6)
