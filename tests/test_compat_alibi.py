@@ -14,9 +14,6 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# importing tensorflow also loads Keras 3, whose backend is fixed at import; the suite's is torch
-# (tests/test_keras_torch.py), and this file uses only Keras 2 (tf_keras), which ignores it
-os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("tf_keras")
 
 import tensorflow as tf  # noqa: E402
