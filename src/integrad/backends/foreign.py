@@ -231,7 +231,6 @@ def resolve_layer(model: Any, layer: Any) -> Any:
     return layer
 
 
-
 class Stop(Exception):
     """Ends a forward pass once the layer's output is read."""
 
