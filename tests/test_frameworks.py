@@ -213,6 +213,8 @@ def test_keras2_layer_that_never_runs():
     stray = tf_keras.layers.Dense(3)
     with pytest.raises(ValueError, match="layer: the Dense .* never ran during the model's forward pass"):
         integrad.integrated_gradients(model, np.ones((2, 4), "float32"), target=0, layer=stray)
+    with pytest.raises(TypeError, match="layer: expected a layer of the Sequential .* got the PyTorch Linear"):
+        integrad.integrated_gradients(model, np.ones((2, 4), "float32"), target=0, layer=torch.nn.Linear(4, 3))
 
 
 def test_torch_runs_import_no_other_framework():

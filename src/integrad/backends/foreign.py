@@ -224,6 +224,9 @@ def check_output(out: Any, where: str) -> Any:
 
 def resolve_layer(model: Any, layer: Any) -> Any:
     """Alibi's convention: a layer object, or a function of the model returning one."""
+    if isinstance(layer, torch.nn.Module):
+        raise TypeError(f"layer: expected a layer of the {type(model).__name__} (or a function of the model "
+                        f"returning one); got the PyTorch {type(layer).__name__}")
     if layer is None or hasattr(layer, "call"):
         return layer
     if callable(layer):
