@@ -141,8 +141,9 @@ class Backend:
         where_key = tuple(where) if where is not None else None
         with self._x64([*diff, *xs]):
             forward, apply = self._programs(mode, where_key, (st_args, st_kw))
+            params = self._params(xs, args, kwargs)
             try:
-                out, pull = forward(self._params(xs, args, kwargs) if mode == "inputs" else self._params(), diff_p, xs_p, args_p, kw_p)
+                out, pull = forward(params, diff_p, xs_p, args_p, kw_p)
             except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                     jax.errors.TracerIntegerConversionError) as err:
                 if not self.jit:
