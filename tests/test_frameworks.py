@@ -257,3 +257,27 @@ def test_keras2_model_state_is_left_as_found():
     assert torch.equal(a.attributions, b.attributions)
     assert all(np.array_equal(u, v) for u, v in zip(before, model.get_weights()))
     assert np.allclose(a.f_x.numpy(), model(x, training=False).numpy()[:, 1], rtol=1e-6)
+
+
+def test_foreign_runs_keep_torch_on_one_thread_and_skip_replaced_reads():
+    tf = pytest.importorskip("tf_keras")
+    seen = []
+
+    class Counting(tf.layers.Embedding):
+        calls = 0
+
+        def call(self, inputs):
+            Counting.calls += 1
+            seen.append(torch.get_num_threads())
+            return super().call(inputs)
+
+    emb = Counting(20, 3)
+    model = tf.Sequential([tf.Input((5,), dtype="int32"), emb, tf.layers.Flatten(), tf.layers.Dense(2)])
+    ids = np.arange(10, dtype="int32").reshape(2, 5)
+    before = torch.get_num_threads()
+    res = integrad.integrated_gradients(model, ids, target=0, layer=emb, n_steps=20, batch_size=4)
+    assert int(res.n_evals.sum()) == 40  # ten blocks of four rows
+    # the layer ran only to be read (the inputs and the baseline, the rows-independent check: 5 calls),
+    # never for one of the ten blocks whose output is replaced (reading there made it 15)
+    assert 1 <= Counting.calls <= 5
+    assert set(seen) == {1} and torch.get_num_threads() == before

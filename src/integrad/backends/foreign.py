@@ -174,16 +174,28 @@ def _report(nbytes: int | None) -> None:
 
 
 class ForeignLayer(torch.nn.Module):
-    """Stands for a layer of a foreign model: its output is the layer's output (read, no gradient)."""
+    """Stands for a layer of a foreign model: its output is the layer's output (read, no gradient).
+
+    When the engine is about to replace that output (``replacing``, set by ``LayerTap``),
+    the read is skipped: empty tensors of the shapes last read stand in, and the foreign call
+    gets the path's points instead (reading first cost a partial forward pass per block).
+    """
 
     def __init__(self, backend: Any):
         super().__init__()
         self.backend = backend
         self.foreign_name = backend.layer_name
+        self.replacing = False
+        self.shapes: list[tuple[tuple[int, ...], torch.dtype]] | None = None
 
     def forward(self, xs: tuple, args: tuple, kwargs: dict):
-        acts = self.backend.read(_numpy(xs), _numpy(args), _numpy(kwargs))
-        acts = tuple(torch.from_numpy(np.array(a, copy=True)) for a in acts)
+        if self.replacing and self.shapes is not None:
+            rows = xs[0].shape[0]
+            acts = tuple(torch.empty((rows, *shape), dtype=dtype) for shape, dtype in self.shapes)
+        else:
+            acts = self.backend.read(_numpy(xs), _numpy(args), _numpy(kwargs))
+            acts = tuple(torch.from_numpy(np.array(a, copy=True)) for a in acts)
+            self.shapes = [(tuple(a.shape[1:]), a.dtype) for a in acts]
         return acts[0] if len(acts) == 1 else acts
 
 
@@ -196,6 +208,7 @@ class ForeignModule(torch.nn.Module):
         self.framework = backend.name
         self.layer = ForeignLayer(backend) if backend.has_layer else None
         self.n_inputs = 1
+        self.torch_threads = 1  # the engine's torch work beside the framework's pool (torch._Guard)
 
     def forward(self, *parts: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         n = self.n_inputs

@@ -7,9 +7,10 @@ backward pass is ``tape.gradient`` with the engine's cotangent. A layer (a Keras
 object, or a function of the model returning one, as Alibi accepts) has its ``call``
 swapped for one pass: to read its output, and to put the path's points in its place.
 
-TensorFlow does not say how much its tape keeps, so the memory probe cannot measure a
-block: blocks stay at the probe's size (at most 256 rows, about 1 MiB of inputs) unless
-``batch_size`` says otherwise.
+TensorFlow does not say how much its tape keeps. For a Keras model, the memory probe's
+block counts the bytes of every leaf layer's output instead (what a tape keeps is of that
+order); for other TensorFlow models the probe's block size stays (at most 256 rows, about
+1 MiB of inputs) unless ``batch_size`` says otherwise.
 """
 
 from __future__ import annotations
@@ -68,19 +69,61 @@ class Backend:
             if mode == "inputs":
                 for i, v in zip(where, d):
                     xs[i] = v
+            counted = _Counted(self.model, self.layer_obj) if tape is not None and _measuring() else None
+            with F.replaced(self.layer_obj, tuple(d)) if mode == "layer" else contextlib.nullcontext(), \
+                    counted if counted is not None else contextlib.nullcontext():
                 out = self._run(xs, args, kwargs)
-            else:
-                with F.replaced(self.layer_obj, tuple(d)):
-                    out = self._run(xs, args, kwargs)
         out_np = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
         if tape is None:
             return out_np, None, 0
-        return out_np, (tape, d, out), None
+        kept = None if counted is None or counted.bytes is None else counted.bytes + sum(a.nbytes for a in diff)
+        return out_np, (tape, d, out), kept  # the tape holds the watched points too
 
     def pull(self, state: Any, ct: np.ndarray) -> list:
         tape, d, out = state
         grads = tape.gradient(out, d, output_gradients=tf.convert_to_tensor(ct, dtype=out.dtype))
         return [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads]
+
+
+def _measuring() -> bool:
+    from .torch import SavedBytes
+
+    return SavedBytes.measuring()
+
+
+class _Counted:
+    """Bytes of every leaf layer's output during one forward pass (``None`` when there are none).
+
+    Leaf layers only, so a block and the layers inside it are not counted twice; the swapped
+    layer is left out (its output is the path's points, which the engine counts).
+    """
+
+    def __init__(self, model: Any, skip: Any):
+        flatten = getattr(model, "_flatten_layers", None)
+        layers = list(flatten(include_self=False, recursive=True)) if callable(flatten) else []
+        self.leaves = [m for m in layers if m is not skip
+                       and not any(True for _ in m._flatten_layers(include_self=False, recursive=False))]
+        self.bytes: int | None = None
+
+    def __enter__(self) -> "_Counted":
+        self.stack = contextlib.ExitStack()
+        if self.leaves:
+            self.bytes = 0
+        for m in self.leaves:
+            self.stack.enter_context(F.patched_call(m, self._counting(m.call)))
+        return self
+
+    def _counting(self, call: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            out = call(*args, **kwargs)
+            for t in tf.nest.flatten(out):
+                if hasattr(t, "shape") and hasattr(t, "dtype") and t.shape.num_elements() is not None:
+                    self.bytes += int(t.shape.num_elements()) * t.dtype.size
+            return out
+        return counted
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.close()
 
 
 def _tf(value: Any) -> Any:

@@ -58,6 +58,11 @@ class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
         super().__exit__(*exc)
 
     @classmethod
+    def measuring(cls) -> bool:
+        """Whether a block is being measured now (a foreign backend then sizes what it keeps)."""
+        return bool(cls._active)
+
+    @classmethod
     def report(cls, nbytes: int | None) -> None:
         """Bytes kept outside autograd for a backward pass (a JAX or TensorFlow call); ``None``: unknown."""
         for s in cls._active:
@@ -344,17 +349,29 @@ class TorchModel:
 
 
 class _Guard:
-    """``ModelGuard`` and ``torch.enable_grad`` as one context manager."""
+    """``ModelGuard`` and ``torch.enable_grad`` as one context manager.
+
+    A model that asks for it (``torch_threads``: a JAX or TensorFlow model behind the bridge)
+    has the engine's own torch work run on that many threads for the duration: torch's
+    OpenMP workers spin after each parallel op, on the cores the other framework's thread
+    pool needs (3-20x slower on 2 cores, docs/benchmarks_frameworks.md).
+    """
 
     def __init__(self, model: Any):
         self.model_guard, self.grad = ModelGuard(model), torch.enable_grad()
+        self.threads = getattr(model, "torch_threads", None)
 
     def __enter__(self) -> "_Guard":
         self.model_guard.__enter__()
         self.grad.__enter__()
+        if self.threads is not None:
+            self.was = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.threads is not None:
+            torch.set_num_threads(self.was)
         self.grad.__exit__(*exc)
         self.model_guard.__exit__(*exc)
 

@@ -135,6 +135,10 @@ class LayerTap:
 
     def __enter__(self) -> "LayerTap":
         self.handles = []
+        if self.replace is not None:  # a module that can skip computing what is replaced is told so
+            for m in self.layers.modules:
+                if hasattr(m, "replacing"):
+                    m.replacing = True
         for i, m in enumerate(self.layers.modules):
             if self.layers.use_input:
                 def pre(module, args, i=i):
@@ -148,6 +152,9 @@ class LayerTap:
     def __exit__(self, *exc: Any) -> None:
         for h in self.handles:
             h.remove()
+        for m in self.layers.modules:
+            if hasattr(m, "replacing"):
+                m.replacing = False
         if exc[0] is None:
             for i, (m, calls) in enumerate(zip(self.layers.modules, self.calls)):
                 name = type(m).__name__
