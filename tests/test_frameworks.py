@@ -108,9 +108,7 @@ def test_jax_float32_and_block_sizes_compile_few_programs(twin):
     assert got.attributions.dtype == torch.float32
     assert _rel(got.attributions, ref.attributions) < 1e-5  # float32: rounding of the two frameworks' kernels
     # an rtol run's rounds have different sizes; padding to powers of two keeps the compiled programs few
-    from integrad.backends.foreign import _MODULES
-
-    backend = _MODULES[f][id(None)][1].backend
+    backend = vars(f)["_integrad_bridges"][id(None)][1].backend
     forward, _ = next(iter(backend._jitted.values()))
     assert 1 <= forward._cache_size() <= 4
 
@@ -281,3 +279,24 @@ def test_foreign_runs_keep_torch_on_one_thread_and_skip_replaced_reads():
     # never for one of the ten blocks whose output is replaced (reading there made it 15)
     assert 1 <= Counting.calls <= 5
     assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_a_bridge_lives_as_long_as_its_model(twin):
+    import gc
+    import weakref
+
+    _, w, x, _ = twin
+    p = [jnp.asarray(a.astype(np.float32)) for a in w]
+
+    def f(x):
+        return jnp.tanh(x @ p[0] + p[1]) @ p[2] + p[3]
+
+    xs = jnp.asarray(x.numpy().astype(np.float32))
+    integrad.integrated_gradients(f, xs, target=0, n_steps=8)
+    bridge = vars(f)["_integrad_bridges"][id(None)][1]
+    integrad.integrated_gradients(f, xs, target=1, n_steps=8)
+    assert vars(f)["_integrad_bridges"][id(None)][1] is bridge  # compiled once, reused
+    gone = weakref.ref(f)
+    del f, bridge
+    gc.collect()
+    assert gone() is None

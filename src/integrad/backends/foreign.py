@@ -16,7 +16,6 @@ here imports a framework, and each is imported only when a model of its kind arr
 from __future__ import annotations
 
 import contextlib
-import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -110,15 +109,25 @@ def adapt(model: Any, inputs: Any, *, baseline: Any, target: Any, forward_args: 
             as_tensors(forward_kwargs), module.layer, as_tensors(layer_baseline))
 
 
-# one bridge per user model and layer, so compiled functions (JAX's jit) live as long as the model
-_MODULES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+# Objects that take no attribute (a jax.jit-wrapped function, ...): their bridges, the last few
+_RECENT: dict[int, tuple[Any, dict]] = {}
+_RECENT_MAX = 8
 
 
 def _module(kind: str, model: Any, layer: Any) -> "ForeignModule":
+    """One bridge per user model and layer, so compiled functions (JAX's jit) live as long as the
+    model: kept on the model itself (a cycle the garbage collector frees with it; a
+    ``WeakKeyDictionary`` would keep it alive, its values holding the model)."""
     try:
-        cache = _MODULES.setdefault(model, {})
-    except TypeError:  # not weakly referable: a bridge per call
-        cache = {}
+        cache = vars(model).setdefault("_integrad_bridges", {})
+    except TypeError:
+        entry = _RECENT.pop(id(model), None)
+        if entry is None or entry[0] is not model:
+            entry = (model, {})
+        _RECENT[id(model)] = entry
+        while len(_RECENT) > _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        cache = entry[1]
     key = id(layer)
     if key not in cache or cache[key][0] is not layer:
         cache[key] = (layer, ForeignModule(_load(kind).Backend(model, layer)))
