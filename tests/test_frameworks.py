@@ -300,3 +300,19 @@ def test_a_bridge_lives_as_long_as_its_model(twin):
     del f, bridge
     gc.collect()
     assert gone() is None
+
+
+def test_foreign_blocks_hold_at_most_a_few_mib_of_points():
+    tf = pytest.importorskip("tf_keras")
+    from integrad.core.chunking import FOREIGN_POINT_BYTES
+
+    tf.utils.set_random_seed(0)
+    emb = tf.layers.Embedding(300, 64)
+    model = tf.Sequential([tf.Input((128,), dtype="int32"), emb, tf.layers.GlobalAveragePooling1D(),
+                           tf.layers.Dense(2)])
+    ids = np.random.default_rng(0).integers(1, 300, (12, 128)).astype("int32")
+    res = integrad.integrated_gradients(model, ids, target=1, layer=emb, n_steps=50)
+    rows = int(res.settings["batch_size"].split("(")[1].split()[0])
+    # 32 KiB of points per row: without the cap the probe's rule gives one block of all 600 rows
+    assert 8 <= rows <= FOREIGN_POINT_BYTES // (128 * 64 * 4) and rows < 600
+    assert float(res.relative_delta.max()) < 1e-3

@@ -160,7 +160,7 @@ class _Call(torch.autograd.Function):
         if need:
             ctx.backend, ctx.state = backend, state
             ctx.dtypes = [(d.dtype, d.device, d.shape) for d in diff]
-            _report(nbytes)
+            _report(nbytes, sum(d.nbytes for d in diff))
         return torch.from_numpy(np.array(out, copy=True))
 
     @staticmethod
@@ -175,11 +175,12 @@ class _Call(torch.autograd.Function):
         return (None, None, *out)
 
 
-def _report(nbytes: int | None) -> None:
-    """Tell the memory probe what the framework keeps for its backward pass (``None``: unknown)."""
+def _report(nbytes: int | None, points: int) -> None:
+    """Tell the memory probe what the framework keeps for its backward pass (``None``: unknown)
+    and how many bytes of points it was given."""
     from .torch import SavedBytes
 
-    SavedBytes.report(nbytes)
+    SavedBytes.report(nbytes, points)
 
 
 class ForeignLayer(torch.nn.Module):

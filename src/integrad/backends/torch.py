@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..core import checks as C
-from ..core.chunking import PROBE_BYTES, PROBE_ROWS, SMALL_BYTES, rows_for
+from ..core.chunking import PROBE_BYTES, PROBE_ROWS, SMALL_BYTES, foreign_rows, rows_for
 from .torch_hooks import Layers, LayerTap, ModelGuard, NeuronTap
 
 # models (weakly held) and the input signatures whose rows were found not to interact
@@ -46,6 +46,7 @@ class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
     def __init__(self, exclude: set[int]):
         self.bytes, self.seen = 0, set(exclude)
         self.unknown = False  # a foreign framework's backward state that it cannot size
+        self.points = 0  # bytes of points handed to a foreign framework (each is copied there and back)
         super().__init__(self._pack, lambda t: t)
 
     def __enter__(self) -> "SavedBytes":
@@ -63,9 +64,11 @@ class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
         return bool(cls._active)
 
     @classmethod
-    def report(cls, nbytes: int | None) -> None:
-        """Bytes kept outside autograd for a backward pass (a JAX or TensorFlow call); ``None``: unknown."""
+    def report(cls, nbytes: int | None, points: int = 0) -> None:
+        """Bytes kept outside autograd for a backward pass (a JAX or TensorFlow call; ``None``:
+        unknown) and the bytes of the points it was given."""
         for s in cls._active:
+            s.points += points
             if nbytes is None:
                 s.unknown = True
             else:
@@ -295,6 +298,8 @@ class TorchModel:
                 scale = self.k if self.batched else 1
                 if not self._saved.unknown:  # else the probe's block size stays
                     self.rows = rows_for(self._saved.bytes * scale / example.shape[0], self.max_memory)
+                if self._saved.points:
+                    self.rows = min(self.rows, foreign_rows(self._saved.points / example.shape[0]))
                 self.measure = False
             self._saved = None
             return out

@@ -35,6 +35,20 @@ _TARGET_SAVED_BYTES = 96 << 20
 _MIN_ROWS = 8
 
 
+# A JAX or TensorFlow model's points are copied into the framework and its gradients back, and
+# the engine's float64 bookkeeping scales with them, so its blocks hold at most
+# FOREIGN_POINT_BYTES of points. Measured 2026-12-02 (docs/benchmarks_frameworks.md): a Keras
+# Embedding(5000, 64) text model, 32 x 128 tokens (32 KiB of points per row), took 464 / 238 /
+# 185 / 194 / 255 / 300 ms at 32 / 100 / 200 / 400 / 800 / 1600 rows per block, and peaked at
+# 527 MB in one block of 1600 rows against 65 MB at 100; the cap gives 256 rows there.
+FOREIGN_POINT_BYTES = 8 << 20
+
+
+def foreign_rows(point_bytes: float) -> int:
+    """Rows per block for a foreign framework's model, from the bytes of one row's points."""
+    return max(_MIN_ROWS, int(FOREIGN_POINT_BYTES // max(point_bytes, 1.0)))
+
+
 def rows_for(per_row: float, max_memory: int | None) -> int:
     """Rows per block from the bytes autograd saved per row of the probe."""
     per_row = max(per_row, 1.0)
