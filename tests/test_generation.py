@@ -127,3 +127,21 @@ def test_bad_input_gets_clear_errors(tok):
         explain_generation(lm, tok, PROMPT, baseline=99999, max_new_tokens=1)
     with pytest.raises(ValueError, match="chat messages need a tokenizer with a chat template"):
         explain_generation(lm, tok, [{"role": "user", "content": "hi"}])
+
+
+def test_smollm2_acceptance():
+    """The embedded SmolLM2 (where its cache was prepared, as `make install` does)."""
+    from integrad.models import language_model_dir, load_language_model
+
+    if not (language_model_dir() / "model" / "model.safetensors").is_file():
+        pytest.skip(f"language model not cached in {language_model_dir()}")
+    model, tok = load_language_model()
+    ex = explain_generation(model, tok, "The capital of France is", max_new_tokens=2, n_steps=16)
+    assert ex.generated[0] == " Paris"
+    full = torch.tensor([tok("The capital of France is")["input_ids"] + ex.generated_ids[:1]])
+    with torch.no_grad():
+        lp = model(full).logits[0, -2:].log_softmax(-1)
+    assert torch.allclose(ex.f_x, lp[torch.arange(2), ex.generated_ids], atol=1e-4)
+    assert torch.isfinite(ex.matrix).all() and ex.matrix.abs().max() > 0
+    assert (ex.matrix.double().sum(1) - (ex.f_x - ex.f_baseline).double() - ex.delta.double()).abs().max() < 1e-3
+    assert ex.error is not None and torch.isfinite(ex.error).all()
