@@ -100,6 +100,22 @@ class GenerationExplanation:
             "settings": {k: v for k, v in self.result.settings.items()},
         }
 
+    def to_html(self) -> str:
+        """A self-contained HTML page: pick a generated token to colour the prompt by it (all text escaped)."""
+        from .viz import generation_html_page
+
+        return generation_html_page([self])
+
+    def _repr_html_(self) -> str:
+        from .viz import generation_html_fragment
+
+        return generation_html_fragment(self)
+
+    def __rich__(self):
+        from .viz import generation_rich
+
+        return generation_rich(self)
+
     def __repr__(self) -> str:
         gap = float(self.relative_delta.max()) if len(self.generated) else 0.0
         return (f"GenerationExplanation({len(self.generated)} generated x {len(self.source)} source tokens, "

@@ -108,6 +108,7 @@ def demo(
 
 
 from .audit import audit_cmd  # noqa: E402  (light: heavy imports happen inside the commands)
+from .generate import generate  # noqa: E402
 from .image import image  # noqa: E402
 from .tabular import tabular  # noqa: E402
 
@@ -115,6 +116,7 @@ app.command("audit")(audit_cmd)
 
 explain_app.command("image")(image)
 explain_app.command("tabular")(tabular)
+explain_app.command("generate")(generate)
 
 
 def main() -> None:  # pragma: no cover
