@@ -118,6 +118,8 @@ def test_rich_view_lists_each_tokens_top_prompt_tokens_and_gap(ex):
             assert f"{token} {score:+.3f}" in line, (line, token, score)
         assert f"{float(ex.delta[t]):+.1e}" in line
     assert "largest completeness gap: δ = " in text and "largest estimated error" in text
+    console.print(dataclasses.replace(ex, error=None))  # a result without estimates: no error column
+    assert "estimated error" not in console.export_text()
 
 
 def test_import_stays_light():
@@ -132,8 +134,12 @@ def test_generation_section_takes_its_verdict_from_the_least_accurate_token(ex):
     from integrad.viz import generation_section
 
     section = generation_section(ex, "Generation: a tiny Llama")
-    worst = int(ex.relative_delta.argmax())
-    assert section.delta == float(ex.delta[worst]) and section.error == float(ex.error.max())
+    worst = int(ex.error.argmax())
+    assert section.error == float(ex.error.max()) and section.delta == float(ex.delta[worst])
+    assert section.change == float(ex.f_x[worst] - ex.f_baseline[worst])
+    without = generation_section(dataclasses.replace(ex, error=None), "Generation: no estimates")
+    gap = int(ex.relative_delta.argmax())
+    assert without.error != without.error and without.delta == float(ex.delta[gap])
     page = report_page([section])
     assert "class='ig-card ig-gen'" in page and "http" not in page and page.count("<script") == 2
 

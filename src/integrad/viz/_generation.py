@@ -272,14 +272,14 @@ def generation_section(ex: "GenerationExplanation", title: str, *, curve: Sequen
                        settings: dict | None = None) -> "Section":
     """A report section (:class:`integrad.report.Section`) for one generation explanation.
 
-    The section's verdict is that of its least accurate token: the largest estimated error,
-    and the gap of the token whose relative gap is largest.
+    The section's verdict is that of its least accurate token: the one with the largest
+    estimated error (without estimates, the one with the largest relative gap).
     """
     from ..report import Section
 
-    t = _worst(ex)
-    errors = [] if ex.error is None else [float(e) for e in ex.error]
-    error = max(errors) if errors else float("nan")
+    errors = [] if ex.error is None else [float(e) if e == e else math.inf for e in ex.error]
+    t = max(range(len(errors)), key=errors.__getitem__) if errors else _worst(ex)
+    error = float(ex.error[t]) if errors else float("nan")
     res = ex.result
     shown = {k: v for k, v in res.settings.items() if v is not None} if settings is None else settings
     body = (f"<p class='meta'>prompt: {html.escape(ex.prompt)}</p>" + generation_html_fragment(ex, header=False))
