@@ -62,6 +62,8 @@ class GenerationExplanation:
         Each target's estimated error of its attribution row.
     result : Attribution
         The engine's result (attributions of shape (1, generated, tokens, dim)).
+    options : dict
+        What ``explain_generation`` was asked: ``path``, ``score``, ``baseline``.
     """
 
     prompt: str
@@ -75,6 +77,7 @@ class GenerationExplanation:
     delta: torch.Tensor
     error: torch.Tensor | None
     result: Attribution = field(repr=False)
+    options: dict = field(default_factory=dict)
 
     @property
     def relative_delta(self) -> torch.Tensor:
@@ -98,7 +101,7 @@ class GenerationExplanation:
             "matrix": [num(r) for r in self.matrix],
             "f_x": num(self.f_x), "f_baseline": num(self.f_baseline), "delta": num(self.delta),
             "error": None if self.error is None else num(self.error),
-            "settings": {k: v for k, v in self.result.settings.items()},
+            "settings": dict(self.result.settings) | self.options,
         }
 
     def to_html(self) -> str:
@@ -224,7 +227,9 @@ def explain_generation(
         prompt=text, source=tok, special=special[:n_src],
         generated=[tokenizer.decode([i]) for i in y.tolist()], generated_ids=y.tolist(),
         matrix=scores[:, :n_src].to(f_x.dtype), f_x=f_x.cpu(), f_baseline=f_b.cpu(), delta=delta.cpu(),
-        error=None if error is None else error.cpu(), result=res)
+        error=None if error is None else error.cpu(), result=res,
+        options={"path": path, "score": score,
+                 "baseline": f"{tuple(baseline.shape)} token ids" if isinstance(baseline, torch.Tensor) else baseline})
 
 
 # ---------------------------------------------------------------------------- helpers
