@@ -2,7 +2,9 @@
 
     .venv/bin/python benchmarks/generation_long_prompt.py      # 4 Gauss-Legendre steps: about 4 minutes on 2 cores
 """
-import time, torch, resource
+import resource
+import time
+
 from integrad.models import load_language_model
 from integrad.generation import explain_generation
 m, tok = load_language_model()
