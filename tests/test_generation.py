@@ -109,6 +109,8 @@ def test_batch_of_prompts_matches_one_by_one(tok):
     assert torch.equal(many[1].matrix, one.matrix)
     d = many[0].to_dict()
     assert d["kind"] == "generation" and len(d["matrix"]) == 3 and len(d["source"]) == len(many[0].source)
+    assert {"model", "relative_delta", "n_evals", "integrad_version"} <= set(d) and d["n_evals"] > 0
+    assert len(d["relative_delta"]) == 3
     assert {k: d["settings"][k] for k in ("path", "score", "baseline")} == {"path": "prompt", "score": "log_prob",
                                                                            "baseline": "pad"}
 

@@ -92,16 +92,21 @@ class GenerationExplanation:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
+        from . import __version__
+
         num = lambda t: [_json_number(float(v)) for v in t]  # noqa: E731
         return {
             "kind": "generation",
+            "model": self.result.settings.get("model"),
             "prompt": self.prompt,
             "source": [{"text": s, "special": sp} for s, sp in zip(self.source, self.special)],
             "generated": [{"text": g, "id": i} for g, i in zip(self.generated, self.generated_ids)],
             "matrix": [num(r) for r in self.matrix],
             "f_x": num(self.f_x), "f_baseline": num(self.f_baseline), "delta": num(self.delta),
+            "relative_delta": num(self.relative_delta),
             "error": None if self.error is None else num(self.error),
-            "settings": dict(self.result.settings) | self.options,
+            "n_evals": int(self.result.n_evals.sum()),
+            "settings": dict(self.result.settings) | self.options, "integrad_version": __version__,
         }
 
     def to_html(self) -> str:
