@@ -48,3 +48,14 @@ class Counting(torch.nn.Module):
         self.calls += 1
         self.rows += x.shape[0]
         return self.inner(x, *args, **kwargs)
+
+
+def tiny_llama(tokenizer, seed=0):
+    """A randomly initialised two-layer Llama over ``tokenizer``'s vocabulary, float64, in eval mode."""
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                   num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                   max_position_embeddings=64, initializer_range=0.3)
+    return transformers.LlamaForCausalLM(cfg).double().eval()

