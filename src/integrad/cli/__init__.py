@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from .console import BATCH_SIZE, HTML, JSON, SAVE, check_outputs, console, fail, print_accuracy, with_model
-from .console import working, write_outputs
+from .console import METHOD, working, write_outputs
 
 _HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -55,8 +55,7 @@ def explain_text_cmd(
     target: Optional[str] = typer.Option(None, help="Label name or class index to explain (default: the prediction)."),
     baseline: str = typer.Option("pad", help="pad, mask, unk, zero, or a token id."),
     n_steps: Optional[int] = typer.Option(None, "--n-steps", help="Quadrature nodes (default 32 Gauss-Legendre, see docs/accuracy.md)."),
-    method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
-                                         "riemann_right, riemann_middle, trapezoid)."),
+    method: Optional[str] = METHOD,
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error of the attributions, instead of a fixed rule."),
     batch_size: Optional[int] = BATCH_SIZE,

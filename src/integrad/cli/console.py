@@ -26,6 +26,8 @@ JSON = typer.Option(None, "--json", help="Write the explanation as JSON here.")
 SAVE = typer.Option(None, "--save", help="Write the attributions as safetensors here "
                     "(read back with integrad.Attribution.load).")
 BATCH_SIZE = typer.Option(None, "--batch-size", help="Rows per model call (default: sized to the memory).")
+METHOD = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, riemann_right, "
+                      "riemann_middle, trapezoid).")
 
 
 def fail(message: str) -> NoReturn:

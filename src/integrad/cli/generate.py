@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from .console import BATCH_SIZE, HTML, JSON, check_outputs, console, fail, with_model, working, write_outputs
+from .console import BATCH_SIZE, HTML, JSON, METHOD, check_outputs, console, fail, with_model, working, write_outputs
 
 _EMBEDDED = "embedded SmolLM2-135M-Instruct"
 
@@ -35,8 +35,7 @@ def generate(
                              "generated tokens but the last move too and get attributions."),
     n_steps: Optional[int] = typer.Option(None, "--n-steps", "--steps", help="Quadrature nodes (default 64 "
                                           "Gauss-Legendre)."),
-    method: Optional[str] = typer.Option(None, "--method", help="Quadrature rule (gausslegendre, riemann_left, "
-                                         "riemann_right, riemann_middle, trapezoid)."),
+    method: Optional[str] = METHOD,
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Error-controlled integration to this relative "
                                          "error, each generated token on its own points."),
     batch_size: Optional[int] = BATCH_SIZE,
