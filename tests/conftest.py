@@ -12,6 +12,17 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture()
+def invoke(tmp_path, monkeypatch):
+    """Run ``integrad ...`` in an empty working folder (CliRunner's output is no terminal, as when piped)."""
+    from typer.testing import CliRunner
+
+    from integrad.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

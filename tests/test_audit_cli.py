@@ -7,16 +7,6 @@ import pytest
 from browser import need_browser, render
 
 
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from integrad.cli import app
-
-    monkeypatch.chdir(tmp_path)
-    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
-
-
 @pytest.mark.parametrize("model, extra", [
     ("german-credit", ()), ("breast-cancer", ()), ("mnist", ("--n-steps", 8)),
     ("imagenet", ("--n-steps", 4)), ("sentiment", ("--n-steps", 8)),

@@ -34,15 +34,6 @@ def text_model(tmp_path_factory):
     return where
 
 
-@pytest.fixture()
-def invoke(tmp_path, monkeypatch):
-    """Run ``integrad ...`` in an empty working folder (CliRunner's output is no terminal, as when piped)."""
-    from typer.testing import CliRunner
-
-    monkeypatch.chdir(tmp_path)
-    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
-
-
 def _commands(text_model):
     return {
         "text": ["explain", "text", "a wonderful film", "--model", text_model, "--n-steps", 4],

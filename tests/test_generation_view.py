@@ -150,16 +150,6 @@ def model_dir(lm, tok, tmp_path_factory):
     return where
 
 
-@pytest.fixture()
-def invoke(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from integrad.cli import app
-
-    monkeypatch.chdir(tmp_path)
-    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
-
-
 def test_cli_writes_the_json_and_the_page(model_dir, invoke, tmp_path):
     res = invoke("explain", "generate", PROMPT, "--model", model_dir, "--max-new-tokens", 3, "--steps", 8,
                  "--json", "out.json", "--html", "out.html")
